@@ -1,0 +1,135 @@
+"""What every command shares: --project, --format, rendering, and error handling.
+
+Errors a user can act on (``YunyingError``) print their translated message and exit 2;
+anything else prints a one-line notice (never a traceback unless YUNYING_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Protocol, runtime_checkable
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from yunying.config import Settings, load_settings, project_dir_default
+from yunying.errors import YunyingError
+from yunying.i18n import set_language, t
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Project folder (default: $YUNYING_PROJECT or the current folder).",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format: table, json or csv.")
+]
+
+
+def settings_for(project: Path | None) -> Settings:
+    s = load_settings(project if project is not None else project_dir_default())
+    set_language(os.environ.get("YUNYING_LANGUAGE") or s.language)
+    return s
+
+
+@runtime_checkable
+class Tabular(Protocol):
+    """A result that can show itself as rows (for table and csv output)."""
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]: ...
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    return str(v)
+
+
+def render_rows(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: OutputFormat, title: str = ""
+) -> None:
+    if fmt == OutputFormat.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(headers)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in r])
+        sys.stdout.write(buf.getvalue())
+        return
+    if fmt == OutputFormat.json:
+        sys.stdout.write(
+            json.dumps([dict(zip(headers, r, strict=False)) for r in rows], default=str, ensure_ascii=False, indent=2)
+            + "\n"
+        )
+        return
+    table = Table(title=title or None, show_lines=False)
+    for h in headers:
+        table.add_column(str(h))
+    for r in rows:
+        table.add_row(*[_cell(v) for v in r])
+    console.print(table)
+
+
+def emit(result: Any, fmt: OutputFormat, title: str = "") -> None:
+    """Print a result: json is the same document the HTTP API returns."""
+    if fmt == OutputFormat.json:
+        if isinstance(result, BaseModel):
+            sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        else:
+            sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False, indent=2) + "\n")
+        return
+    if isinstance(result, Tabular):
+        headers, rows = result.to_rows()
+        render_rows(headers, rows, fmt, title)
+        return
+    if isinstance(result, BaseModel):
+        data = result.model_dump(mode="json")
+        render_rows(["key", "value"], [[k, v] for k, v in data.items()], fmt, title)
+        return
+    console.print(result)
+
+
+def fail(key: str, **params: Any) -> None:
+    raise YunyingError(key, **params)
+
+
+def run_app(app: typer.Typer) -> None:
+    try:
+        app(standalone_mode=True)
+    except YunyingError as e:
+        err_console.print(f"[bold red]{t('cli.error')}:[/] {e.message()}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:
+        if os.environ.get("YUNYING_DEBUG"):
+            raise
+        err_console.print(f"[bold red]{t('cli.error')}:[/] {t('cli.unexpected', kind=type(e).__name__)}")
+        sys.exit(1)
