@@ -71,8 +71,13 @@ def _cell(v: Any) -> str:
 
 
 def render_rows(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: OutputFormat, title: str = ""
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: OutputFormat,
+    title: str = "",
+    keys: Sequence[str] | None = None,
 ) -> None:
+    """Table, csv or json; json objects use the stable ``keys`` (not translated headers)."""
     if fmt == OutputFormat.csv:
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -83,7 +88,12 @@ def render_rows(
         return
     if fmt == OutputFormat.json:
         sys.stdout.write(
-            json.dumps([dict(zip(headers, r, strict=False)) for r in rows], default=str, ensure_ascii=False, indent=2)
+            json.dumps(
+                [dict(zip(keys or headers, r, strict=False)) for r in rows],
+                default=str,
+                ensure_ascii=False,
+                indent=2,
+            )
             + "\n"
         )
         return

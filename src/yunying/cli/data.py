@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, render_rows, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    render_rows,
+    settings_for,
+)
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS, contract
@@ -36,7 +44,12 @@ def register(app: typer.Typer) -> None:
         rows = [
             [c.table, c.key, ", ".join(c.names), t(c.description_key)] for c in CONTRACTS.values()
         ]
-        render_rows([t("cli.table"), t("cli.key"), t("cli.column"), t("cli.description")], rows, fmt)
+        render_rows(
+            [t("cli.table"), t("cli.key"), t("cli.column"), t("cli.description")],
+            rows,
+            fmt,
+            keys=["table", "key", "columns", "description"],
+        )
 
     @app.command("describe")
     def describe_cmd(table: str, fmt: FormatOpt = OutputFormat.table) -> None:
@@ -56,6 +69,7 @@ def register(app: typer.Typer) -> None:
             rows,
             fmt,
             title=f"{c.table} — {t(c.description_key)}",
+            keys=["column", "type", "required", "description"],
         )
 
     @app.command("status")

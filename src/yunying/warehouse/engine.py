@@ -188,6 +188,20 @@ class Warehouse:
         self.bump_version()
         return data.num_rows
 
+    def truncate(self, table: str) -> None:
+        """Remove every row of a contract table (the demo rebuilds from scratch)."""
+        c = CONTRACTS[table]
+        if self.engine == "duckdb":
+            self.duck.execute(f'DELETE FROM "{c.table}"')
+        elif self.engine == "spark":
+            for f in lake_files(self.settings, c.table):
+                f.unlink()
+            if self._con is not None:
+                self._register_lake(self._con)
+        else:
+            self.con.truncate_table(c.table)
+        self.bump_version()
+
     def bump_version(self) -> None:
         if self.engine == "duckdb":
             self.duck.execute(
