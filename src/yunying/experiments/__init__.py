@@ -1,0 +1,1 @@
+"""Experiments: deterministic assignment, exposure logging, analysis on the statistics engine."""
