@@ -1,0 +1,260 @@
+"""Event capture: validate against the events contract, journal durably, flush to the warehouse.
+
+DuckDB allows one writing process, and the CLI must keep working while the server runs,
+so the server never holds the warehouse open. Accepted events go to a SQLite journal
+(WAL, synchronous=FULL, ``event_id`` primary key, one transaction per batch) before the
+response is sent; ``flush`` later moves them into the warehouse with an anti-join on
+``event_id``, so a flush interrupted at any point can simply run again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import ibis
+import pyarrow as pa
+from pydantic import BaseModel
+
+from yunying.config import Settings
+from yunying.errors import YunyingError
+from yunying.warehouse.contracts import EVENTS
+from yunying.warehouse.engine import Warehouse, arrow_schema
+
+MAX_EVENTS = 1000
+MAX_BYTES = 1024 * 1024
+FIELDS = frozenset(EVENTS.names)
+_MAX_LEN = {c.name: c.max_length for c in EVENTS.columns}
+_REQUIRED = [c.name for c in EVENTS.columns if c.required]
+_OPTIONAL_STR = ("account_id", "session_id")
+
+
+class EventOutcome(BaseModel):
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = None
+
+
+class CaptureResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventOutcome]
+
+
+class FlushResult(BaseModel):
+    moved: int
+    already_present: int
+    pending: int
+
+
+def journal_path(settings: Settings) -> Path:
+    return settings.data_dir / "capture.db"
+
+
+def parse_ts(value: str) -> dt.datetime:
+    """ISO 8601; an offset is converted to UTC, a naive time is taken as UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    if not (1970 <= parsed.year <= 2200):
+        raise ValueError("year out of range")
+    return parsed
+
+
+def validate_event(raw: Any, t: Any) -> tuple[tuple[str, str, str, str, str | None, str | None, str | None] | None, str | None]:
+    """One event → (row, None) or (None, reason). ``t`` is the translator for the reason."""
+    if not isinstance(raw, dict):
+        return None, t("capture.not_object")
+    extra = [k for k in raw if k not in FIELDS]
+    if extra:
+        return None, t("capture.unknown_field", field=str(extra[0])[:64])
+    for name in _REQUIRED:
+        v = raw.get(name)
+        if v is None or v == "":
+            return None, t("capture.missing", field=name)
+    for name in ("event_id", "event", "user_id", "ts", *_OPTIONAL_STR):
+        v = raw.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            return None, t("capture.not_string", field=name)
+        limit = _MAX_LEN.get(name)
+        if limit is not None and len(v) > limit:
+            return None, t("capture.too_long", field=name, max=limit)
+    try:
+        ts = parse_ts(raw["ts"])
+    except ValueError:
+        return None, t("capture.bad_ts", value=str(raw["ts"])[:64])
+    props = raw.get("properties")
+    if props is not None and not isinstance(props, dict):
+        return None, t("capture.bad_properties")
+    return (
+        raw["event_id"],
+        raw["event"],
+        raw["user_id"],
+        ts.isoformat(sep=" "),
+        raw.get("account_id"),
+        raw.get("session_id"),
+        json.dumps(props, ensure_ascii=False, separators=(",", ":")) if props is not None else None,
+    ), None
+
+
+class Journal:
+    """The durable capture journal (one SQLite file per project, shared by all workers)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._con = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=FULL")
+        self._con.execute("PRAGMA busy_timeout=30000")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS capture_journal ("
+            " event_id TEXT PRIMARY KEY, event TEXT NOT NULL, user_id TEXT NOT NULL,"
+            " ts TEXT NOT NULL, account_id TEXT, session_id TEXT, properties TEXT,"
+            " received_at TEXT NOT NULL, flushed INTEGER NOT NULL DEFAULT 0)"
+        )
+        self._con.execute(
+            "CREATE INDEX IF NOT EXISTS capture_pending ON capture_journal(flushed) WHERE flushed = 0"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def write(self, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Insert in one transaction; True per row that was new (False: duplicate)."""
+        if not rows:
+            return []
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+        out: list[bool] = []
+        with self._lock:
+            cur = self._con.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for r in rows:
+                    cur.execute(
+                        "INSERT INTO capture_journal (event_id, event, user_id, ts, account_id,"
+                        " session_id, properties, received_at) VALUES (?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT(event_id) DO NOTHING",
+                        (*r, now),
+                    )
+                    out.append(cur.rowcount == 1)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
+
+    def pending(self, limit: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(
+                "SELECT event_id, event, user_id, ts, account_id, session_id, properties"
+                " FROM capture_journal WHERE flushed = 0 LIMIT ?",
+                (limit,),
+            ).fetchall()
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._con.execute("SELECT count(*) FROM capture_journal WHERE flushed = 0").fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            total, pending = self._con.execute(
+                "SELECT count(*), coalesce(sum(flushed = 0), 0) FROM capture_journal"
+            ).fetchone()
+        return {"journaled": int(total), "pending": int(pending)}
+
+    def mark_flushed(self, ids: list[str]) -> None:
+        with self._lock:
+            cur = self._con.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany(
+                    "UPDATE capture_journal SET flushed = 1 WHERE event_id = ?", [(i,) for i in ids]
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+
+def capture_batch(journal: Journal, events: list[Any], t: Any) -> CaptureResult:
+    """Validate every event, journal the valid ones in one transaction, answer per event."""
+    outcomes: list[EventOutcome] = []
+    rows: list[tuple[Any, ...]] = []
+    row_index: list[int] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(events):
+        row, reason = validate_event(raw, t)
+        eid = raw.get("event_id") if isinstance(raw, dict) else None
+        eid = eid if isinstance(eid, str) else None
+        if row is None:
+            outcomes.append(EventOutcome(index=i, event_id=eid, status="rejected", reason=reason))
+            continue
+        if row[0] in seen:  # repeated inside one batch
+            outcomes.append(EventOutcome(index=i, event_id=eid, status="duplicate"))
+            continue
+        seen.add(row[0])
+        outcomes.append(EventOutcome(index=i, event_id=eid, status="accepted"))
+        rows.append(row)
+        row_index.append(i)
+    for i, new in zip(row_index, journal.write(rows), strict=True):
+        if not new:
+            outcomes[i].status = "duplicate"
+    acc = sum(o.status == "accepted" for o in outcomes)
+    dup = sum(o.status == "duplicate" for o in outcomes)
+    return CaptureResult(accepted=acc, duplicates=dup, rejected=len(outcomes) - acc - dup, results=outcomes)
+
+
+def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushResult:
+    """Move journaled events into the warehouse; idempotent (anti-join on ``event_id``)."""
+    moved = present = 0
+    while True:
+        rows = journal.pending(batch)
+        if not rows:
+            break
+        cols = list(zip(*rows, strict=True))
+        data = pa.table(
+            {
+                "event_id": pa.array(cols[0], pa.string()),
+                "event": pa.array(cols[1], pa.string()),
+                "user_id": pa.array(cols[2], pa.string()),
+                "ts": pa.array([dt.datetime.fromisoformat(v) for v in cols[3]], pa.timestamp("us")),
+                "account_id": pa.array(cols[4], pa.string()),
+                "session_id": pa.array(cols[5], pa.string()),
+                "properties": pa.array(cols[6], pa.string()),
+            },
+            schema=arrow_schema(EVENTS),
+        )
+        try:
+            wh = Warehouse(settings)
+            try:
+                events = wh.table("events")
+                fresh_expr = ibis.memtable(data).anti_join(events, "event_id")
+                fresh = wh.to_pyarrow(fresh_expr)
+                if fresh.num_rows:
+                    wh.append_arrow("events", fresh)
+            finally:
+                wh.close()
+        except YunyingError:
+            raise
+        except Exception as e:  # the warehouse is busy (the CLI holds it) or unreachable
+            raise YunyingError("capture.warehouse_busy", reason=str(e).splitlines()[0][:200]) from e
+        journal.mark_flushed([r[0] for r in rows])
+        moved += fresh.num_rows
+        present += data.num_rows - fresh.num_rows
+        if len(rows) < batch:
+            break
+    return FlushResult(moved=moved, already_present=present, pending=journal.pending_count())

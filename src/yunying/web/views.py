@@ -1,0 +1,210 @@
+"""What each page shows: overview KPIs with sparklines, data status, the chart per analysis.
+
+Analyses' results are the runners' own models; this module only reads them to draw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ibis
+from fastapi import Request
+from markupsafe import Markup
+from pydantic import BaseModel
+
+from yunying.i18n import t
+from yunying.warehouse.engine import Warehouse
+from yunying.warehouse.overview import last_local_day, local_day_bounds, overview
+from yunying.web import charts
+from yunying.web.analyses import Analysis
+
+SPARK_DAYS = 30
+
+
+def daily_series(wh: Warehouse, tz: str) -> dict[str, list[Any]]:
+    """DAU, orders and GMV per local day over the last 30 days (the sparklines).
+
+    Days are shifted by the zone's UTC offset on the last day, exact for zones without
+    daylight saving (the default Asia/Shanghai) and off by an hour at most around a switch.
+    """
+    as_of = last_local_day(wh, tz)
+    if as_of is None:
+        return {"days": [], "dau": [], "orders": [], "gmv": []}
+    start, end = local_day_bounds(as_of, tz, SPARK_DAYS)
+    noon = dt.datetime.combine(as_of, dt.time(12))
+    offset = ZoneInfo(tz).utcoffset(noon) or dt.timedelta()
+    secs = int(offset.total_seconds())
+    e, o = wh.table("events"), wh.table("orders")
+    ev = e.filter((e.ts >= start) & (e.ts < end))
+    ev = ev.mutate(day=(ev.ts + ibis.interval(seconds=secs)).date())
+    dau = wh.execute(ev.group_by("day").aggregate(v=ev.user_id.nunique()))
+    od = o.filter((o.ts >= start) & (o.ts < end) & o.status.isin(["paid", "refunded"]))
+    od = od.mutate(day=(od.ts + ibis.interval(seconds=secs)).date())
+    orders = wh.execute(od.group_by("day").aggregate(n=od.count(), gmv=od.amount.sum()))
+    days = [as_of - dt.timedelta(days=i) for i in range(SPARK_DAYS - 1, -1, -1)]
+    dmap = {_d(k): v for k, v in zip(dau["day"], dau["v"], strict=True)}
+    nmap = {_d(k): v for k, v in zip(orders["day"], orders["n"], strict=True)}
+    gmap = {_d(k): v for k, v in zip(orders["day"], orders["gmv"], strict=True)}
+    return {
+        "days": days,
+        "dau": [int(dmap.get(d, 0)) for d in days],
+        "orders": [int(nmap.get(d, 0)) for d in days],
+        "gmv": [float(gmap.get(d, 0) or 0) for d in days],
+    }
+
+
+def _d(v: Any) -> dt.date:
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    return dt.date.fromisoformat(str(v)[:10])
+
+
+KPI_KEYS = ("dau", "mau", "new_users_30d", "orders", "paying_users", "gmv", "net_revenue", "aov", "refund_rate", "mrr", "arr", "active_subscriptions")
+
+
+def _targets(request: Request) -> dict[str, float]:
+    """Targets come from the metrics system when it is installed (``metrics.targets``)."""
+    try:
+        from yunying.metrics import targets as tmod  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    getter = getattr(tmod, "headline_targets", None)
+    if getter is None:
+        return {}
+    try:
+        return dict(getter(request.app.state.settings))
+    except Exception:  # the metrics module's own errors must not break the overview
+        return {}
+
+
+def overview_view(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    gate = request.app.state.gate
+    tz = settings.timezone
+
+    def both(wh: Warehouse) -> tuple[Any, dict[str, list[Any]]]:
+        return overview(wh, tz), daily_series(wh, tz)
+
+    ov, series = gate.run(("overview_page", tz), both)
+    h = ov.headline
+    spark = {"dau": series["dau"], "orders": series["orders"], "gmv": series["gmv"]}
+    targets = _targets(request)
+    kpis = []
+    for key in KPI_KEYS:
+        value = getattr(h, key)
+        target = targets.get(key)
+        gap = None
+        if target is not None and value is not None:
+            gap = float(value) - float(target)
+        shown = f"{value:.1%}" if key == "refund_rate" and value is not None else value
+        kpis.append(
+            {"key": key, "label": t(f"overview.{key}"), "value": shown, "spark": charts.sparkline(spark.get(key, [])),
+             "target": target, "gap": gap}
+        )
+    return {"overview": ov, "kpis": kpis, "as_of": h.as_of, "status": ov.status}
+
+
+def data_view(request: Request) -> dict[str, Any]:
+    """Tables, the capture journal, recent imports and the newest import's quarantined rows."""
+    from yunying.warehouse.status import warehouse_status
+
+    settings = request.app.state.settings
+    st = request.app.state.gate.run(None, warehouse_status)
+    imports: tuple[list[str], list[list[Any]]] = ([], [])
+    quarantine: tuple[list[str], list[list[Any]]] = ([], [])
+    quarantine_of = None
+    try:
+        from yunying.warehouse.quarantine import list_imports, show_import
+    except ImportError:  # the importer is not installed
+        list_imports = show_import = None  # type: ignore[assignment]
+    if list_imports is not None and show_import is not None:
+        with request.app.state.gate._lock:
+            log = list_imports(settings, limit=20)
+            bad = next((e for e in log.imports if e.quarantined), None)
+            detail = show_import(settings, bad.import_id, limit=100) if bad is not None else None
+        imports = log.to_rows()
+        if detail is not None:
+            quarantine = detail.to_rows()
+            quarantine_of = detail.import_id
+    return {
+        "status": st, "capture": request.app.state.journal.counts(),
+        "imports": imports, "quarantine": quarantine, "quarantine_of": quarantine_of,
+    }
+
+
+# -- per-analysis forms and charts ----------------------------------------------------------
+def form_for(name: str, a: Analysis, query: dict[str, Any]) -> dict[str, Any]:
+    """Which friendly inputs the page shows above the JSON query (which holds the rest)."""
+    out: dict[str, Any] = {"steps": None, "auto": name != "funnel"}
+    if name == "funnel":
+        steps = query.get("steps") or []
+        out["steps"] = ", ".join(str(s.get("event", "")) if isinstance(s, dict) else str(s) for s in steps)
+    return out
+
+
+def query_from_form(name: str, fields: dict[str, str]) -> str:
+    """The JSON query, with the friendly inputs (funnel steps) merged in."""
+    text = fields.get("query", "") or "{}"
+    steps = fields.get("steps")
+    if name == "funnel" and steps:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return text  # the runner's parser reports the JSON error
+        if isinstance(data, dict):
+            names = [s.strip() for s in steps.replace("，", ",").split(",") if s.strip()]
+            data["steps"] = [{"event": n} for n in names]
+            text = json.dumps(data)
+    return text
+
+
+def _series_from_rows(result: BaseModel) -> Markup:
+    to_rows = getattr(result, "to_rows", None)
+    if not callable(to_rows):
+        return Markup("")
+    headers, rows = to_rows()
+    if not rows or len(headers) < 2:
+        return Markup("")
+    numeric = [i for i in range(1, len(headers)) if all(isinstance(r[i], int | float) or r[i] is None for r in rows)]
+    if not numeric:
+        return Markup("")
+    x = [r[0] for r in rows]
+    series = {str(headers[i]): [r[i] or 0 for r in rows] for i in numeric[:6]}
+    if len(rows) <= 12:
+        i = numeric[0]
+        return charts.bar_chart([str(v) for v in x], [r[i] or 0 for r in rows], fmt="{:,.4g}")
+    return charts.line_chart([str(v) for v in x], series)
+
+
+def chart_for(name: str, result: BaseModel) -> Markup:
+    """The chart that suits the analysis; a generic one from the result's rows otherwise."""
+    from yunying.web import charts_custom
+
+    special = charts_custom.CHARTS.get(name)
+    if special is not None:
+        try:
+            out = special(result)
+            if out:
+                return out
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            pass  # the result's shape changed: fall back to the generic chart
+    return _series_from_rows(result)
+
+
+def export_rows(name: str, result: BaseModel) -> tuple[list[str], list[list[Any]]]:
+    from yunying.web import charts_custom
+
+    special = charts_custom.EXPORTS.get(name)
+    if special is not None:
+        return special(result)
+    to_rows = getattr(result, "to_rows", None)
+    if callable(to_rows):
+        headers, rows = to_rows()
+        return list(headers), [list(r) for r in rows]
+    data = result.model_dump(mode="json")
+    return ["key", "value"], [[k, json.dumps(v) if isinstance(v, dict | list) else v] for k, v in data.items()]
