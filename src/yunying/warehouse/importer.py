@@ -1,0 +1,641 @@
+"""Validated import: every input row is loaded, counted as a duplicate, or quarantined.
+
+DuckDB does the heavy lifting so throughput stays near a plain ``read_csv``: the file is
+read once with every column as text into a disk-backed staging file (memory stays bounded
+by DuckDB's limit, not by the file), one SQL pass computes the typed values and the first
+failing field with its reason, then line ranges of ``imports.chunk_rows`` are moved in
+order. Each chunk is its own transaction and is idempotent by key (anti-join against what
+is already stored, first occurrence wins within the file), so a run killed at any moment
+and run again ends with exactly the same rows. The sink is the DuckDB warehouse or, for
+the Spark engine, the Parquet lake that ``Warehouse`` reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from yunying.errors import YunyingError
+from yunying.warehouse import quarantine as qstore
+from yunying.warehouse.contracts import Column, Contract, contract
+from yunying.warehouse.engine import Warehouse, lake_files
+
+InputFormat = Literal["csv", "parquet", "jsonl"]
+FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
+SUFFIXES: dict[str, InputFormat] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+# A file wider than this is junk, not data: refuse it before building SQL for it.
+MAX_COLUMNS = 1000
+# Delimiter for reading JSON lines as one text column (a line holding it is rejected).
+_JSONL_DELIM = "\x1e"
+# A time followed by a zone: Z, +08, +0800, +08:00, or a name such as UTC / Asia/Shanghai.
+_ZONE_RE = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?|\s*[A-Za-z_]+(/[A-Za-z_+-]+)*)$"
+_EPOCH_RE = r"[+-]?\d{1,13}"
+# Epoch values above this are milliseconds (1e11 s is the year 5138).
+_EPOCH_MS_FROM = 100_000_000_000
+
+Progress = Callable[[str, str, int, int], None]
+"""``progress(phase, file, done, total)``; phase is ``read`` or ``load``."""
+
+
+class ImportRequest(BaseModel):
+    """One import: a table, files and how to read them."""
+
+    table: str
+    paths: list[Path]
+    format: InputFormat | None = None
+    mapping: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = None
+
+
+class FileReport(BaseModel):
+    import_id: str
+    file: str
+    format: str
+    sha256: str
+    rows_read: int
+    loaded: int
+    duplicate: int
+    quarantined: int
+
+    @property
+    def reconciled(self) -> bool:
+        return self.loaded + self.duplicate + self.quarantined == self.rows_read
+
+
+class ImportResult(BaseModel):
+    table: str
+    engine: str
+    timezone: str
+    files: list[FileReport]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files)
+
+    @property
+    def duplicate(self) -> int:
+        return sum(f.duplicate for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        from yunying.i18n import t
+
+        headers = [
+            t("importing.col.import_id"),
+            t("importing.col.file"),
+            t("importing.col.rows"),
+            t("importing.col.loaded"),
+            t("importing.col.duplicate"),
+            t("importing.col.quarantined"),
+        ]
+        rows: list[list[Any]] = [
+            [f.import_id, f.file, f.rows_read, f.loaded, f.duplicate, f.quarantined]
+            for f in self.files
+        ]
+        if len(self.files) > 1:
+            rows.append(
+                ["", t("importing.total"), self.rows_read, self.loaded, self.duplicate,
+                 self.quarantined]
+            )
+        return headers, rows
+
+
+# -- SQL helpers ------------------------------------------------------------------------
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal (standard quoting: DuckDB has no backslash escapes)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class _Source:
+    """One input file, checked and ready: its columns and how they map to the contract."""
+
+    path: Path
+    format: InputFormat
+    sha256: str
+    columns: list[str]
+    mapping: dict[str, str]  # contract field -> source column
+    extras: list[str]  # source columns that go into properties
+    rows_sql: str = ""
+    params: list[Any] = field(default_factory=list)
+
+
+def detect_format(path: Path, given: str | None) -> InputFormat:
+    if given:
+        if given not in FORMATS:
+            raise YunyingError("importing.unknown_format", path=str(path), format=given)
+        return given  # type: ignore[return-value]
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise YunyingError("importing.unknown_format", path=str(path), format=path.suffix or "?")
+    return fmt
+
+
+def check_timezone(tz: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise YunyingError("importing.bad_timezone", timezone=tz) from None
+    return tz
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: InputFormat) -> list[str]:
+    """The file's column names; any failure here means the file cannot be read at all."""
+    try:
+        if fmt == "csv":
+            with path.open("rb") as fh:
+                head = fh.read(65536)
+            if b"\x00" in head:
+                raise YunyingError("importing.not_text", path=str(path))
+            rows = con.execute(
+                "DESCRIBE SELECT * FROM read_csv(?, all_varchar = true, header = true, ignore_errors = true)",
+                [str(path)],
+            ).fetchall()
+            return [r[0] for r in rows]
+        if fmt == "parquet":
+            rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+            return [r[0] for r in rows]
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+        if b"\x00" in head or head.lstrip()[:1] not in (b"{", b"["):
+            raise YunyingError("importing.not_jsonl", path=str(path))
+        rows = con.execute(
+            "SELECT DISTINCT unnest(json_keys(j)) FROM (SELECT CASE WHEN json_valid(line) AND "
+            "json_type(line) = 'OBJECT' THEN line::JSON END AS j FROM read_csv(?, "
+            "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', escape = '',"
+            " ignore_errors = true)) WHERE j IS NOT NULL",
+            [str(path), _JSONL_DELIM],
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+    except duckdb.Error as e:
+        raise YunyingError(
+            "importing.unreadable", path=str(path), format=fmt, reason=str(e).splitlines()[0]
+        ) from e
+
+
+def prepare_source(
+    con: duckdb.DuckDBPyConnection, c: Contract, path: Path, fmt: InputFormat,
+    user_map: dict[str, str],
+) -> _Source:
+    """Check one file before anything is loaded: readable, known columns, required ones."""
+    if not path.exists() or not path.is_file():
+        raise YunyingError("importing.no_file", path=str(path))
+    if path.stat().st_size == 0:
+        raise YunyingError("importing.empty_file", path=str(path))
+    columns = _read_columns(con, path, fmt)
+    if len(columns) > MAX_COLUMNS:
+        raise YunyingError(
+            "importing.too_many_columns", path=str(path), n=len(columns), max=MAX_COLUMNS
+        )
+    mapping: dict[str, str] = {}
+    for src, dst in user_map.items():
+        if dst not in c.names:
+            raise YunyingError(
+                "importing.map_unknown_field", field=dst, table=c.table, fields=", ".join(c.names)
+            )
+        if src not in columns and fmt != "jsonl":
+            raise YunyingError("importing.map_unknown_source", source=src, path=str(path))
+        mapping[dst] = src
+    lowered = {col.strip().lower(): col for col in columns}
+    for col in c.columns:
+        if col.name not in mapping and col.name in lowered and lowered[col.name] not in user_map:
+            mapping[col.name] = lowered[col.name]
+    missing = [col.name for col in c.columns if col.required and col.name not in mapping]
+    if missing:
+        raise YunyingError(
+            "importing.missing_columns", path=str(path), columns=", ".join(missing),
+            found=", ".join(columns[:20]) + (" …" if len(columns) > 20 else ""),
+        )
+    used = set(mapping.values())
+    extras = [col for col in columns if col not in used]
+    return _Source(path, fmt, file_sha256(path), columns, mapping, extras)
+
+
+# -- validation SQL ---------------------------------------------------------------------
+def _value_sql(src: _Source, name: str) -> str:
+    """The raw text of a source column, trimmed, empty as NULL."""
+    if src.format == "jsonl":
+        path = _lit('$."' + name.replace('"', '\\"') + '"')
+        return f"nullif(trim(json_extract_string(j, {path})), '')"
+    return f"nullif(trim({_ident(name)}), '')"
+
+
+def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str, list[tuple[str, str]]]:
+    """(typed expression, [(failure condition, reason code)]) for one contract column."""
+    checks: list[tuple[str, str]] = []
+    if col.required:
+        checks.append((f"{v} IS NULL", "missing"))
+    if col.type == "string":
+        typed = v
+        if col.max_length:
+            checks.append((f"length({v}) > {int(col.max_length)}", "too_long"))
+        if enums:
+            allowed = ", ".join(_lit(x) for x in enums)
+            typed = f"lower({v})"
+            checks.append((f"lower({v}) NOT IN ({allowed})", "bad_value"))
+        if col.name == "currency":
+            typed = f"upper({v})"
+            checks.append((f"NOT regexp_full_match({v}, '[A-Za-z]{{3}}')", "bad_currency"))
+        return typed, checks
+    if col.type == "decimal":
+        checks.append(
+            (f"NOT regexp_full_match({v}, '[+-]?(\\d+(\\.\\d*)?|\\.\\d+)')", "not_decimal")
+        )
+        checks.append((f"regexp_matches({v}, '\\.\\d\\d\\d*[1-9]')", "decimal_scale"))
+        typed = f"TRY_CAST({v} AS DECIMAL(18,2))"
+        checks.append((f"{typed} IS NULL", "decimal_range"))
+        return typed, checks
+    if col.type == "timestamp":
+        typed = (
+            f"CASE WHEN regexp_full_match({v}, '{_EPOCH_RE}') THEN "
+            f"(CASE WHEN abs(TRY_CAST({v} AS BIGINT)) >= {_EPOCH_MS_FROM} "
+            f"THEN epoch_ms(TRY_CAST({v} AS BIGINT)) "
+            f"ELSE make_timestamp(TRY_CAST({v} AS BIGINT) * 1000000) END) "
+            f"WHEN regexp_matches({v}, '{_ZONE_RE}') THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) "
+            f"ELSE CAST(timezone($tz, TRY_CAST({v} AS TIMESTAMP)) AS TIMESTAMP) END"
+        )
+        checks.append((f"{typed} IS NULL", "bad_timestamp"))
+        return typed, checks
+    if col.type == "date":
+        typed = f"TRY_CAST({v} AS DATE)"
+        checks.append(
+            (f"NOT regexp_full_match({v}, '\\d{{4}}-\\d\\d-\\d\\d') OR {typed} IS NULL", "bad_date")
+        )
+        return typed, checks
+    # json: an object (the properties column)
+    checks.append((f"NOT json_valid({v}) OR json_type({v}) <> 'OBJECT'", "not_json_object"))
+    return v, checks
+
+
+def _validated_select(src: _Source, c: Contract, base: str) -> str:
+    """SELECT k, <typed contract columns>, field, reason, raw FROM base (one pass)."""
+    typed: dict[str, str] = {}
+    cases: list[str] = []
+    for col in c.columns:
+        if col.name in src.mapping:
+            v = _value_sql(src, src.mapping[col.name])
+            expr, checks = _typed_sql(col, v, c.enums.get(col.name))
+            for cond, code in checks:
+                guard = cond if code == "missing" else f"{v} IS NOT NULL AND ({cond})"
+                cases.append(f"WHEN {guard} THEN [{_lit(col.name)}, {_lit(code)}]")
+            typed[col.name] = expr
+        else:
+            typed[col.name] = "NULL"
+    if src.format == "jsonl":
+        cases.insert(0, "WHEN j IS NULL THEN ['', 'bad_json_line']")
+    bad = "CASE " + " ".join(cases) + " END" if cases else "NULL::VARCHAR[]"
+    if src.extras:
+        if src.format == "jsonl":
+            vals = [
+                f"struct_pack(k := {_lit(x)}, v := json_extract(j, "
+                f"{_lit(chr(36) + '.' + chr(34) + x.replace(chr(34), chr(92) + chr(34)) + chr(34))}))"
+                for x in src.extras
+            ]
+        else:
+            vals = [
+                f"struct_pack(k := {_lit(x)}, v := to_json(nullif({_ident(x)}, '')))"
+                for x in src.extras
+            ]
+        extra = (
+            "to_json(map_from_entries(list_filter([" + ", ".join(vals) + "], "
+            "lambda e: e.v IS NOT NULL)))::VARCHAR"
+        )
+        props = typed.get("properties", "NULL")
+        if props == "NULL":
+            merged = f"nullif({extra}, '{{}}')"
+        else:
+            merged = (
+                f"CASE WHEN {props} IS NULL THEN nullif({extra}, '{{}}') "
+                f"ELSE json_merge_patch({props}, {extra})::VARCHAR END"
+            )
+        typed["properties"] = merged
+    if src.format == "jsonl":
+        raw = "line"
+    else:
+        pairs = ", ".join(f"{_lit(x)}, {_ident(x)}" for x in src.columns)
+        raw = f"json_object({pairs})::VARCHAR"
+    cols = ", ".join(f"{typed[col.name]} AS {_ident(col.name)}" for col in c.columns)
+    return (
+        f"SELECT k, {cols}, bad[1] AS _field, bad[2] AS _reason, "
+        f"CASE WHEN bad IS NOT NULL THEN {raw} END AS _raw "
+        f"FROM (SELECT *, {bad} AS bad FROM {base})"
+    )
+
+
+def _base_sql(src: _Source, rejects: str) -> str:
+    """The file as text rows numbered k in file order (structural errors go to rejects)."""
+    if src.format == "csv":
+        return (
+            "(SELECT row_number() OVER () AS k, * FROM read_csv($path, all_varchar = true, "
+            f"header = true, store_rejects = true, rejects_table = '{rejects}', "
+            f"rejects_scan = '{rejects}_scan', max_line_size = 10000000))"
+        )
+    if src.format == "parquet":
+        casts = ", ".join(f"CAST({_ident(x)} AS VARCHAR) AS {_ident(x)}" for x in src.columns)
+        return f"(SELECT file_row_number + 1 AS k, {casts} FROM read_parquet($path, file_row_number = true))"
+    return (
+        "(SELECT k, line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
+        "THEN line::JSON END AS j FROM (SELECT row_number() OVER () AS k, line FROM "
+        "read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = $delim, "
+        f"quote = '', escape = '', store_rejects = true, rejects_table = '{rejects}', "
+        f"rejects_scan = '{rejects}_scan', max_line_size = 10000000)))"
+    )
+
+
+_REJECT_CODES = {
+    "MISSING COLUMNS": "csv_missing_columns",
+    "TOO MANY COLUMNS": "csv_too_many_columns",
+    "INVALID ENCODING": "invalid_encoding",
+    "UNQUOTED VALUE": "csv_quote",
+    "LINE SIZE OVER MAXIMUM": "line_too_long",
+}
+
+
+# -- the run ----------------------------------------------------------------------------
+@contextmanager
+def _work_connection(wh: Warehouse, tmp_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """DuckDB does the work: the warehouse's own connection, or an in-memory one for Spark."""
+    limit = wh.settings.warehouse.memory_limit or "1GB"
+    if wh.engine == "duckdb":
+        con: duckdb.DuckDBPyConnection = wh.duck
+        old = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()[0]
+        con.execute(f"SET memory_limit = {_lit(limit)}")
+        con.execute(f"SET temp_directory = {_lit(str(tmp_dir))}")
+        try:
+            yield con
+        finally:
+            con.execute(f"SET memory_limit = {_lit(old[0])}")
+            con.execute(f"SET temp_directory = {_lit(old[1])}")
+        return
+    con = duckdb.connect(config={"memory_limit": limit, "temp_directory": str(tmp_dir)})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def _clean_stale(tmp_dir: Path) -> None:
+    """Remove staging files left by a run that was killed (their process is gone)."""
+    for f in tmp_dir.glob("stage-*.duckdb*"):
+        try:
+            pid = int(f.name.split("-")[1].split(".")[0])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+def run_import(
+    wh: Warehouse, req: ImportRequest, progress: Progress | None = None
+) -> ImportResult:
+    """Import files into a contract table; all files are checked before any row is loaded."""
+    if wh.engine not in ("duckdb", "spark"):
+        raise YunyingError("importing.engine", engine=wh.engine)
+    c = contract(req.table)
+    if not req.paths:
+        raise YunyingError("importing.no_paths")
+    tz = check_timezone(req.timezone or wh.settings.timezone)
+    settings = wh.settings
+    tmp_dir = settings.data_dir / "import-tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    _clean_stale(tmp_dir)
+    chunk = max(1, settings.imports.chunk_rows)
+    with _work_connection(wh, tmp_dir) as con:
+        sources = [
+            prepare_source(con, c, Path(p), detect_format(Path(p), req.format), req.mapping)
+            for p in req.paths
+        ]
+        reports = [_import_file(wh, con, c, s, tz, chunk, tmp_dir, progress) for s in sources]
+    return ImportResult(table=c.table, engine=wh.engine, timezone=tz, files=reports)
+
+
+def _import_file(
+    wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source, tz: str,
+    chunk: int, tmp_dir: Path, progress: Progress | None,
+) -> FileReport:
+    import_id = uuid.uuid4().hex[:12]
+    name = str(src.path)
+    stage_path = tmp_dir / f"stage-{os.getpid()}-{import_id}.duckdb"
+    q_path = qstore.quarantine_path(wh.settings)
+    rejects = f"yy_rej_{import_id}"
+    if progress:
+        progress("read", name, 0, 0)
+    con.execute(f"ATTACH {_lit(str(q_path))} AS yyq")
+    con.execute(f"ATTACH {_lit(str(stage_path))} AS yys")
+    try:
+        qstore.ensure_schema(con, "yyq")
+        con.execute(
+            "INSERT INTO yyq.imports (import_id, tbl, file, sha256, format, started_at, status, "
+            "columns) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            [import_id, c.table, name, src.sha256, src.format, _now(), json.dumps(src.columns)],
+        )
+        # Pass 1: read once, validate every row in SQL, stage on disk.
+        base = _base_sql(src, rejects)
+        sql = f"CREATE TABLE yys.v AS {_validated_select(src, c, base)}"
+        params: dict[str, Any] = {"path": str(src.path)}
+        if "$tz" in sql:
+            params["tz"] = tz
+        if src.format == "jsonl":
+            params["delim"] = _JSONL_DELIM
+        try:
+            con.execute(sql, params)
+        except duckdb.Error as e:
+            raise YunyingError(
+                "importing.unreadable", path=name, format=src.format,
+                reason=str(e).splitlines()[0],
+            ) from e
+        staged = int(con.execute("SELECT count(*) FROM yys.v").fetchall()[0][0])
+        rejected = _stage_rejects(con, src, rejects)
+        total = staged + rejected
+        loaded = duplicate = 0
+        # Structurally broken lines (no columns to validate) go straight to quarantine.
+        if rejected:
+            con.execute(
+                "INSERT INTO yyq.rows SELECT ?, ?, line, ?, ?, field, reason, detail, raw "
+                "FROM yys.rej ON CONFLICT DO NOTHING",
+                [c.table, src.sha256, import_id, name],
+            )
+        if progress:
+            progress("load", name, 0, staged)
+        max_k = int(con.execute("SELECT coalesce(max(k), 0) FROM yys.v").fetchall()[0][0])
+        lo = 1
+        while lo <= max_k:
+            hi = lo + chunk - 1
+            n_loaded, n_dup = _move_chunk(wh, con, c, src, import_id, lo, hi, rejected > 0)
+            loaded += n_loaded
+            duplicate += n_dup
+            if progress:
+                progress("load", name, min(hi, max_k), staged)
+            lo = hi + 1
+        quarantined = total - loaded - duplicate
+        con.execute(
+            "UPDATE yyq.imports SET status = 'done', finished_at = ?, rows_read = ?, loaded = ?, "
+            "duplicate = ?, quarantined = ? WHERE import_id = ?",
+            [_now(), total, loaded, duplicate, quarantined, import_id],
+        )
+    finally:
+        for stmt in (f"DROP TABLE IF EXISTS {rejects}", f"DROP TABLE IF EXISTS {rejects}_scan"):
+            try:
+                con.execute(stmt)
+            except duckdb.Error:
+                pass
+        con.execute("DETACH yys")
+        con.execute("DETACH yyq")
+        for f in tmp_dir.glob(stage_path.name + "*"):
+            f.unlink(missing_ok=True)
+    return FileReport(
+        import_id=import_id, file=name, format=src.format, sha256=src.sha256,
+        rows_read=total, loaded=loaded, duplicate=duplicate, quarantined=quarantined,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -> int:
+    """Lines the reader could not split into columns, one row each, with a line map.
+
+    ``yys.rj`` lets a staged row's ordinal k be turned back into its line number: the
+    i-th rejected data line e_i shifts every later row by one, so the line of row k is
+    k + header + #{i : e_i - i < k}.
+    """
+    header = 1 if src.format == "csv" else 0
+    con.execute(
+        "CREATE TABLE yys.rej (line BIGINT, field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
+    )
+    con.execute("CREATE TABLE yys.rj (g BIGINT, cnt BIGINT)")
+    if src.format == "parquet":
+        return 0
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [rejects]
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_CODES.items())
+    con.execute(
+        f"INSERT INTO yys.rej SELECT line, coalesce(arg_min(column_name, column_idx), ''), "
+        f"CASE arg_min(error_type::VARCHAR, column_idx) {cases} ELSE 'malformed' END, "
+        f"arg_min(error_message, column_idx), any_value(csv_line) "
+        f"FROM {rejects} GROUP BY line"
+    )
+    con.execute(
+        f"INSERT INTO yys.rj SELECT g, max(i) FROM (SELECT line - {header} - "
+        "row_number() OVER (ORDER BY line) AS g, row_number() OVER (ORDER BY line) AS i "
+        "FROM yys.rej) GROUP BY g"
+    )
+    return int(con.execute("SELECT count(*) FROM yys.rej").fetchall()[0][0])
+
+
+def _move_chunk(
+    wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source,
+    import_id: str, lo: int, hi: int, has_rejects: bool,
+) -> tuple[int, int]:
+    """Quarantine the chunk's bad rows, then load its new valid rows: (loaded, duplicate).
+
+    Two transactions (DuckDB writes one database per transaction), both idempotent: the
+    quarantine by (table, file checksum, line), the load by key.
+    """
+    header = 1 if src.format == "csv" else 0
+    if has_rejects:
+        line = f"v.k + {header} + coalesce(rj.cnt, 0)"
+        join = "ASOF LEFT JOIN yys.rj rj ON v.k > rj.g"
+    else:
+        line, join = f"v.k + {header}", ""
+    con.execute(
+        f"INSERT INTO yyq.rows SELECT ?, ?, {line}, ?, ?, v._field, v._reason, NULL, v._raw "
+        f"FROM yys.v v {join} WHERE v.k BETWEEN ? AND ? AND v._reason IS NOT NULL "
+        "ON CONFLICT DO NOTHING",
+        [c.table, src.sha256, import_id, str(src.path), lo, hi],
+    )
+    key = _ident(c.key)
+    cols = ", ".join(_ident(n) for n in c.names)
+    cand = (
+        f"SELECT {cols} FROM yys.v WHERE k BETWEEN $lo AND $hi AND _reason IS NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY k) = 1"
+    )
+    valid = int(
+        con.execute(
+            "SELECT count(*) FROM yys.v WHERE k BETWEEN ? AND ? AND _reason IS NULL", [lo, hi]
+        ).fetchall()[0][0]
+    )
+    if valid == 0:
+        return 0, 0
+    if wh.engine == "duckdb":
+        con.execute("BEGIN TRANSACTION")
+        try:
+            cur = con.execute(
+                f'INSERT INTO "{c.table}" SELECT * FROM ({cand}) n WHERE NOT EXISTS '
+                f'(SELECT 1 FROM "{c.table}" t WHERE t.{key} = n.{key})',
+                {"lo": lo, "hi": hi},
+            )
+            loaded = int(cur.fetchall()[0][0])
+            if loaded:
+                wh.bump_version()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return loaded, valid - loaded
+    files = [str(f) for f in lake_files(wh.settings, c.table)]
+    if files:
+        sql = (
+            f"SELECT * FROM ({cand}) n WHERE n.{key} NOT IN (SELECT {key} FROM "
+            f"read_parquet($files) WHERE {key} IS NOT NULL)"
+        )
+        params: dict[str, Any] = {"lo": lo, "hi": hi, "files": files}
+    else:
+        sql, params = cand, {"lo": lo, "hi": hi}
+    data = con.execute(sql, params).to_arrow_table()
+    if data.num_rows:
+        wh.append_arrow(c.table, data)
+    return data.num_rows, valid - data.num_rows

@@ -1,0 +1,324 @@
+"""Quarantine store: every rejected input row with its file, line, field and reason.
+
+It lives in its own DuckDB file (``.yunying/quarantine.duckdb``) so it works the same
+whichever engine holds the warehouse. Rows are keyed by (table, file checksum, line):
+importing the same file twice never duplicates them. ``export`` writes the bad rows back
+in the shape of the source so a person can correct them and import the file again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel
+
+from yunying.config import Settings
+from yunying.errors import YunyingError
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS imports (
+        import_id VARCHAR PRIMARY KEY, tbl VARCHAR, file VARCHAR, sha256 VARCHAR,
+        format VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR,
+        rows_read BIGINT, loaded BIGINT, duplicate BIGINT, quarantined BIGINT,
+        columns VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS rows (
+        tbl VARCHAR, sha256 VARCHAR, line BIGINT, import_id VARCHAR, file VARCHAR,
+        field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR,
+        PRIMARY KEY (tbl, sha256, line))""",
+)
+
+
+def quarantine_path(settings: Settings) -> Path:
+    return settings.data_dir / "quarantine.duckdb"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, schema: str | None = None) -> None:
+    """Create the store's tables (in ``schema`` when the file is attached under a name)."""
+    for ddl in SCHEMA:
+        if schema:
+            ddl = ddl.replace("EXISTS imports", f"EXISTS {schema}.imports").replace(
+                "EXISTS rows", f"EXISTS {schema}.rows"
+            )
+        con.execute(ddl)
+
+
+@contextmanager
+def _open(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    path = quarantine_path(settings)
+    if read_only and not path.exists():
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        raise YunyingError("importing.quarantine_busy", path=str(path), reason=str(e)) from e
+    try:
+        if not read_only:
+            ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def count_quarantined(settings: Settings) -> int:
+    """Rows waiting in quarantine (shown by ``yunying status``)."""
+    with _open(settings, read_only=True) as con:
+        if con is None or not _has_tables(con):
+            return 0
+        return int(con.execute("SELECT count(*) FROM rows").fetchall()[0][0])
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    n = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('imports', 'rows')"
+    ).fetchall()[0][0]
+    return int(n) == 2
+
+
+class ImportLogEntry(BaseModel):
+    import_id: str
+    table: str
+    file: str
+    sha256: str
+    format: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    rows_read: int
+    loaded: int
+    duplicate: int
+    quarantined: int
+
+
+class ImportLog(BaseModel):
+    imports: list[ImportLogEntry]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        from yunying.i18n import t
+
+        headers = [
+            t("importing.col.import_id"),
+            t("importing.col.table"),
+            t("importing.col.file"),
+            t("importing.col.time"),
+            t("importing.col.status"),
+            t("importing.col.rows"),
+            t("importing.col.loaded"),
+            t("importing.col.duplicate"),
+            t("importing.col.quarantined"),
+        ]
+        rows: list[list[Any]] = [
+            [
+                e.import_id,
+                e.table,
+                e.file,
+                e.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                t(f"importing.status.{e.status}"),
+                e.rows_read,
+                e.loaded,
+                e.duplicate,
+                e.quarantined,
+            ]
+            for e in self.imports
+        ]
+        return headers, rows
+
+
+class QuarantinedRow(BaseModel):
+    line: int
+    field: str
+    reason: str
+    message: str
+    value: str | None
+
+
+class QuarantineDetail(BaseModel):
+    import_id: str
+    table: str
+    file: str
+    total: int
+    rows: list[QuarantinedRow]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        from yunying.i18n import t
+
+        headers = [
+            t("importing.col.line"),
+            t("importing.col.field"),
+            t("importing.col.reason"),
+            t("importing.col.value"),
+        ]
+        return headers, [[r.line, r.field, r.message, r.value] for r in self.rows]
+
+
+_LOG_COLS = (
+    "import_id, tbl, file, sha256, format, started_at, finished_at, status, "
+    "rows_read, loaded, duplicate, quarantined"
+)
+
+
+def _entry(r: tuple[Any, ...]) -> ImportLogEntry:
+    return ImportLogEntry(
+        import_id=r[0],
+        table=r[1],
+        file=r[2],
+        sha256=r[3],
+        format=r[4],
+        started_at=r[5],
+        finished_at=r[6],
+        status=r[7],
+        rows_read=r[8] or 0,
+        loaded=r[9] or 0,
+        duplicate=r[10] or 0,
+        quarantined=r[11] or 0,
+    )
+
+
+def list_imports(settings: Settings, table: str | None = None, limit: int = 50) -> ImportLog:
+    """The import log, newest first."""
+    with _open(settings, read_only=True) as con:
+        if con is None or not _has_tables(con):
+            return ImportLog(imports=[])
+        sql = f"SELECT {_LOG_COLS} FROM imports"
+        params: list[Any] = []
+        if table:
+            sql += " WHERE tbl = ?"
+            params.append(table)
+        sql += " ORDER BY started_at DESC, import_id LIMIT ?"
+        params.append(limit)
+        return ImportLog(imports=[_entry(r) for r in con.execute(sql, params).fetchall()])
+
+
+def get_import(settings: Settings, import_id: str) -> ImportLogEntry:
+    with _open(settings, read_only=True) as con:
+        if con is not None and _has_tables(con):
+            found = con.execute(
+                f"SELECT {_LOG_COLS} FROM imports WHERE import_id = ?", [import_id]
+            ).fetchall()
+            if found:
+                return _entry(found[0])
+    raise YunyingError("importing.unknown_import", import_id=import_id)
+
+
+def reason_message(reason: str, field: str, detail: str | None) -> str:
+    from yunying.i18n import t
+
+    return t(f"importing.reason.{reason}", field=field, detail=detail or "")
+
+
+def show_import(settings: Settings, import_id: str, limit: int = 100) -> QuarantineDetail:
+    """The quarantined rows of one import: line, field, reason and the offending value."""
+    e = get_import(settings, import_id)
+    with _open(settings, read_only=True) as con:
+        assert con is not None
+        total = con.execute(
+            "SELECT count(*) FROM rows WHERE tbl = ? AND sha256 = ?", [e.table, e.sha256]
+        ).fetchall()[0][0]
+        found = con.execute(
+            "SELECT line, field, reason, detail, raw FROM rows WHERE tbl = ? AND sha256 = ? "
+            "ORDER BY line LIMIT ?",
+            [e.table, e.sha256, limit],
+        ).fetchall()
+    rows = []
+    for line, field, reason, detail, raw in found:
+        rows.append(
+            QuarantinedRow(
+                line=line,
+                field=field or "",
+                reason=reason,
+                message=reason_message(reason, field or "", detail),
+                value=_value_of(raw, field),
+            )
+        )
+    return QuarantineDetail(
+        import_id=e.import_id, table=e.table, file=e.file, total=int(total), rows=rows
+    )
+
+
+def _value_of(raw: str | None, field: str | None) -> str | None:
+    """The offending cell (or the whole line when the line itself is broken)."""
+    if raw is None:
+        return None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return raw[:200]
+    if isinstance(obj, dict):
+        if field and field in obj:
+            v = obj[field]
+            return None if v is None else (v if isinstance(v, str) else json.dumps(v))[:200]
+        return json.dumps(obj, ensure_ascii=False)[:200]
+    return str(obj)[:200]
+
+
+def export_import(settings: Settings, import_id: str, output: Path) -> int:
+    """Write the quarantined rows of an import back as a file to correct and re-import.
+
+    CSV sources come back as CSV with the original header; JSON lines as JSON lines;
+    Parquet sources as CSV (a spreadsheet can edit it). A line the reader could not split
+    into columns is written back as it was, for the person to repair by hand.
+    """
+    e = get_import(settings, import_id)
+    out_format = "jsonl" if output.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+    if out_format == "jsonl" and e.format != "jsonl":
+        raise YunyingError("importing.export_format", source=e.format, output=str(output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with _open(settings, read_only=True) as con:
+        assert con is not None
+        header_row = con.execute(
+            "SELECT columns FROM imports WHERE import_id = ?", [import_id]
+        ).fetchall()
+        header: list[str] = json.loads(header_row[0][0]) if header_row[0][0] else []
+        cur = con.execute(
+            "SELECT raw FROM rows WHERE tbl = ? AND sha256 = ? ORDER BY line",
+            [e.table, e.sha256],
+        )
+        tmp = output.with_name(output.name + ".tmp")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            if out_format == "csv":
+                writer.writerow(header)
+            while batch := cur.fetchmany(10_000):
+                for (raw,) in batch:
+                    n += 1
+                    if out_format == "jsonl":
+                        fh.write((raw or "") + "\n")
+                        continue
+                    obj = _as_object(raw)
+                    if obj is None:
+                        fh.write((raw or "") + "\n")
+                    else:
+                        writer.writerow(["" if obj.get(h) is None else obj.get(h) for h in header])
+        tmp.replace(output)
+    return n
+
+
+def _as_object(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def clear_import(settings: Settings, import_id: str) -> int:
+    """Forget the quarantined rows of an import once they are fixed (the log stays)."""
+    e = get_import(settings, import_id)
+    with _open(settings) as con:
+        assert con is not None
+        n = con.execute(
+            "SELECT count(*) FROM rows WHERE tbl = ? AND sha256 = ?", [e.table, e.sha256]
+        ).fetchall()[0][0]
+        con.execute("DELETE FROM rows WHERE tbl = ? AND sha256 = ?", [e.table, e.sha256])
+    return int(n)
