@@ -36,12 +36,12 @@ sysdeps:
 
 ## make test: system packages, dev dependencies, lint, types, then the whole suite.
 test: sysdeps dev
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider
 
 lint: dev
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 
 typecheck: dev
 	$(VENV)/bin/mypy
