@@ -1,0 +1,319 @@
+"""Rule tree → one Ibis boolean expression over ``users`` (never string-built SQL).
+
+Each condition becomes a predicate on ``users.user_id``: attribute tests directly, and
+behaviour tests as ``user_id IN (subquery)``. A count condition that a user with no rows
+would satisfy (``orders count lte 1``) is written as ``NOT IN (users failing it)`` so that
+users without any events or orders are counted correctly. The same expression runs on
+DuckDB and Spark.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from yunying.errors import YunyingError
+from yunying.segments.rules import (
+    And,
+    EventCond,
+    FirstSeenCond,
+    FunnelCond,
+    LifecycleCond,
+    Not,
+    Or,
+    OrdersCond,
+    Period,
+    PropertyCond,
+    RfmCond,
+    Rule,
+    SegmentRef,
+    TagCond,
+)
+from yunying.warehouse.engine import Warehouse
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+USER_COLUMNS = ("user_id", "channel")
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _seg_duck_json(doc: str, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB: a JSON value as text (NULL when missing)."""
+
+
+@ibis.udf.scalar.builtin(name="get_json_object")
+def _seg_spark_json(doc: str, path: str) -> str:  # type: ignore[empty-body]
+    """Spark: a JSON value as text, natively."""
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What the compiler needs of a referenced segment."""
+
+    name: str
+    kind: str
+    rule: Rule | None
+    members: Sequence[str] = ()
+
+
+class Resolver(Protocol):
+    """Looks up other segments and tags (they live in the app database)."""
+
+    def segment(self, name: str) -> SegmentInfo | None: ...
+
+    def tag_members(self, tag: str) -> list[str]: ...
+
+
+@dataclass
+class Compiler:
+    """Compiles rules for one warehouse, one evaluation instant and one time zone."""
+
+    wh: Warehouse
+    as_of: datetime
+    tz: str
+    resolver: Resolver
+    _users: ir.Table | None = field(default=None, init=False)
+
+    @property
+    def users(self) -> ir.Table:
+        if self._users is None:
+            self._users = self.wh.table("users")
+        return self._users
+
+    # -- entry points ---------------------------------------------------------------
+    def members(self, rule: Rule) -> ir.Table:
+        """Distinct ``user_id`` of the users matching ``rule``."""
+        u = self.users
+        return u.filter(self.predicate(rule)).select("user_id").distinct()
+
+    def predicate(self, rule: Rule, path: str = "rule", stack: tuple[str, ...] = ()) -> ir.BooleanValue:
+        if isinstance(rule, And | Or):
+            key = "and" if isinstance(rule, And) else "or"
+            parts = [self.predicate(r, f"{path}.{key}[{i}]", stack) for i, r in enumerate(rule.items)]
+            out = parts[0]
+            for p in parts[1:]:
+                out = (out & p) if isinstance(rule, And) else (out | p)
+            return out
+        if isinstance(rule, Not):
+            return ~self.predicate(rule.item, f"{path}.not", stack)
+        if isinstance(rule, PropertyCond):
+            return self._property(rule)
+        if isinstance(rule, FirstSeenCond):
+            lo, hi = rule.within.bounds(self.as_of, self.tz)
+            return self._in_range(self.users.first_seen, lo, hi)
+        if isinstance(rule, EventCond):
+            return self._event(rule)
+        if isinstance(rule, OrdersCond):
+            return self._orders(rule)
+        if isinstance(rule, RfmCond):
+            return self._rfm(rule)
+        if isinstance(rule, LifecycleCond):
+            return self._lifecycle(rule)
+        if isinstance(rule, FunnelCond):
+            return self._funnel(rule)
+        if isinstance(rule, SegmentRef):
+            return self._segment(rule, f"{path}.segment", stack)
+        if isinstance(rule, TagCond):
+            return self._in_ids(self.resolver.tag_members(rule.tag))
+        raise TypeError(type(rule))  # pragma: no cover - parse_rule builds only these
+
+    # -- helpers ------------------------------------------------------------------------
+    def _in(self, sub: ir.Table) -> ir.BooleanValue:
+        """``users.user_id IN (sub.user_id)``; NULL ids are dropped so NOT IN stays exact."""
+        sub = sub.filter(sub.user_id.notnull())
+        return self.users.user_id.isin(sub.user_id)
+
+    def _in_ids(self, ids: Sequence[str]) -> ir.BooleanValue:
+        if not ids:
+            return ibis.literal(False)
+        mem = ibis.memtable(pa.table({"user_id": pa.array(sorted(set(ids)), pa.string())}))
+        return self.users.user_id.isin(mem.user_id)
+
+    @staticmethod
+    def _in_range(col: ir.TimestampValue, lo: datetime | None, hi: datetime | None) -> ir.BooleanValue:
+        cond: ir.BooleanValue = ibis.literal(True)
+        if lo is not None:
+            cond = cond & (col >= lo)
+        if hi is not None:
+            cond = cond & (col < hi)
+        return cond
+
+    def _filtered(self, table: str, within: Period | None) -> ir.Table:
+        t = self.wh.table(table)
+        if within is None:
+            return t.filter(t.ts < self.as_of)
+        lo, hi = within.bounds(self.as_of, self.tz)
+        return t.filter(self._in_range(t.ts, lo, hi))
+
+    def _count_pred(self, agg: ir.Table, op: str, value: Decimal, lit: ir.Scalar) -> ir.BooleanValue:
+        """Compare a per-user aggregate ``v``; users absent from ``agg`` have the value 0."""
+        cond = _OPS[op](agg.v, lit)
+        if _OPS[op](Decimal(0), value):
+            return ~self._in(agg.filter(~cond))
+        return self._in(agg.filter(cond))
+
+    # -- conditions -----------------------------------------------------------------------
+    def _text(self, name: str) -> ir.StringValue:
+        u = self.users
+        key = name.removeprefix("properties.")
+        if not name.startswith("properties.") and key in USER_COLUMNS:
+            return u[key].cast("string")  # type: ignore[no-any-return]
+        if self.wh.engine == "spark":
+            return _seg_spark_json(u.properties, f"$.{key}")  # type: ignore[no-any-return]
+        return _seg_duck_json(u.properties, f'$."{key}"')  # type: ignore[no-any-return]
+
+    def _property(self, c: PropertyCond) -> ir.BooleanValue:
+        s = self._text(c.field)
+        op, v = c.op, c.value
+        if op == "is_set":
+            return s.notnull()
+        if op == "is_not_set":
+            return s.isnull()
+        if op in ("in", "not_in"):
+            assert isinstance(v, list)
+            cond = s.isin([_as_text(x) for x in v])
+            return (cond if op == "in" else (~cond & s.notnull())).fill_null(False)
+        assert v is not None and not isinstance(v, list)
+        if op == "contains":
+            return s.contains(str(v)).fill_null(False)
+        if op in ("gt", "gte", "lt", "lte") or (
+            op in ("eq", "ne") and isinstance(v, int | float) and not isinstance(v, bool)
+        ):
+            n = s.try_cast("float64")
+            res = _OPS[op](n, ibis.literal(float(v), type="float64"))
+            return res.fill_null(False)  # type: ignore[no-any-return]
+        return _OPS[op](s, ibis.literal(_as_text(v))).fill_null(False)  # type: ignore[no-any-return]
+
+    def _event(self, c: EventCond) -> ir.BooleanValue:
+        e = self._filtered("events", c.within)
+        e = e.filter(e.event == c.name)
+        agg = e.group_by("user_id").agg(n=e.count())
+        did = self._in(agg.filter(agg.n >= c.times))
+        return did if c.did else ~did
+
+    def _orders(self, c: OrdersCond) -> ir.BooleanValue:
+        o = self._filtered("orders", c.within)
+        o = o.filter(o.status.isin(list(c.status)))
+        if c.measure == "count":
+            agg = o.group_by("user_id").agg(v=o.count())
+            return self._count_pred(agg, c.op, c.value, ibis.literal(float(c.value), type="float64"))
+        agg = o.group_by("user_id").agg(v=o.amount.sum())
+        return self._count_pred(agg, c.op, c.value, ibis.literal(c.value, type=dt.Decimal(18, 2)))
+
+    def rfm_table(self, within: Period) -> ir.Table:
+        """Per paying user: recency (s), frequency, monetary and the 8-class label."""
+        lo, hi = within.bounds(self.as_of, self.tz)
+        ref = hi if hi is not None else self.as_of
+        o = self.wh.table("orders")
+        o = o.filter(o.status == "paid", self._in_range(o.ts, lo, hi))
+        per = o.group_by("user_id").agg(
+            last=o.ts.max(), f=o.count().cast("float64"), m=o.amount.sum().cast("float64")
+        )
+        per = per.mutate(r=ibis.literal(ref).epoch_seconds() - per["last"].epoch_seconds())
+        means = per.agg(mr=per.r.mean(), mf=per.f.mean(), mm=per.m.mean())
+        j = per.cross_join(means)
+        rh, fh, mh = j.r <= j.mr, j.f >= j.mf, j.m >= j.mm
+        label = ibis.cases(
+            (mh & rh & fh, "important_value"),
+            (mh & rh & ~fh, "important_development"),
+            (mh & ~rh & fh, "important_retention"),
+            (mh & ~rh & ~fh, "important_winback"),
+            (~mh & rh & fh, "general_value"),
+            (~mh & rh & ~fh, "general_development"),
+            (~mh & ~rh & fh, "general_retention"),
+            else_="general_winback",
+        )
+        return j.select("user_id", "r", "f", "m", rfm_class=label)
+
+    def _rfm(self, c: RfmCond) -> ir.BooleanValue:
+        t = self.rfm_table(c.within)
+        return self._in(t.filter(t.rfm_class == c.rfm_class))
+
+    def lifecycle_table(self, period_days: int) -> ir.Table:
+        """Per user (first seen before ``as_of``): the lifecycle stage."""
+        p = timedelta(days=period_days)
+        a = self.as_of
+        e = self.wh.table("events")
+        e = e.filter(e.ts < a)
+
+        def seen(lo: datetime, hi: datetime) -> ir.IntegerValue:
+            return ((e.ts >= lo) & (e.ts < hi)).ifelse(1, 0).max()  # type: ignore[no-any-return]
+
+        act = e.group_by("user_id").agg(
+            c=seen(a - p, a), p1=seen(a - 2 * p, a - p), p2=seen(a - 3 * p, a - 2 * p)
+        )
+        u = self.users.filter(self.users.first_seen < a).select("user_id", "first_seen")
+        j = u.left_join(act, "user_id")
+        cur, prev, prev2 = (j[x].fill_null(0) == 1 for x in ("c", "p1", "p2"))
+        stage = ibis.cases(
+            (j.first_seen >= a - p, "new"),
+            (cur & prev, "active"),
+            (cur & ~prev & prev2, "returning"),
+            (cur, "resurrected"),
+            (prev, "dormant"),
+            else_="churned",
+        )
+        return j.select("user_id", stage=stage)
+
+    def _lifecycle(self, c: LifecycleCond) -> ir.BooleanValue:
+        t = self.lifecycle_table(c.period_days)
+        return self._in(t.filter(t.stage == c.stage))
+
+    def funnel_reach(self, c: FunnelCond) -> list[ir.Table]:
+        """Users reaching each step in order (first step-1 event in the period starts the clock)."""
+        start = self._filtered("events", c.within)
+        start = start.filter(start.event == c.steps[0])
+        reach = start.group_by("user_id").agg(t0=start.ts.min())
+        reach = reach.mutate(t=reach.t0)
+        out = [reach]
+        window = c.window_days * 86400
+        ev = self.wh.table("events")
+        for step in c.steps[1:]:
+            ek = ev.filter(ev.event == step).select("user_id", ts_k=ev.ts)
+            j = reach.join(ek, "user_id")
+            j = j.filter(
+                j.ts_k >= j.t,
+                j.ts_k.epoch_seconds() <= j.t0.epoch_seconds() + window,
+                j.ts_k < self.as_of,
+            )
+            reach = j.group_by(["user_id", "t0"]).agg(t=j.ts_k.min())
+            out.append(reach)
+        return out
+
+    def _funnel(self, c: FunnelCond) -> ir.BooleanValue:
+        reach = self.funnel_reach(c)
+        k = c.dropped_at - 1
+        return self._in(reach[k - 1]) & ~self._in(reach[k])
+
+    def _segment(self, c: SegmentRef, path: str, stack: tuple[str, ...]) -> ir.BooleanValue:
+        if c.name in stack:
+            raise YunyingError("segment.cycle", path=path, chain=" → ".join([*stack, c.name]))
+        info = self.resolver.segment(c.name)
+        if info is None:
+            raise YunyingError("segment.rule_invalid", path=path, reason=f"no segment named {c.name!r}")
+        if info.kind == "dynamic" and info.rule is not None:
+            return self.predicate(info.rule, f"{path}({c.name})", (*stack, c.name))
+        return self._in_ids(info.members)
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
