@@ -1,0 +1,807 @@
+"""The incentive-tool service: create, issue, validate, redeem, roll back, settle.
+
+Every act is one database transaction that (1) claims the client's idempotency key in
+``engage_ops`` (a unique key: a concurrent replay waits, then reads the stored result),
+(2) applies the rules, (3) writes the ledger and the outbox, and (4) last, takes stock and
+budget with one conditional ``UPDATE … WHERE stock >= q AND budget_used + c <= budget``
+on the tool's row, so the hot row is locked only for the end of the transaction.
+Correctness under concurrency comes from the database, never from Python locks.
+A failed act (sold out, limit reached…) rolls back entirely and stores nothing: the same
+key may be tried again. Times are naive UTC, truncated to the second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yunying.appdb import session_scope
+from yunying.engage import codes as codes_mod
+from yunying.engage.ledger import balances, emit, move, transfer, unbalanced
+from yunying.engage.models import (
+    Code,
+    Grant,
+    LedgerEntry,
+    Op,
+    OrderTool,
+    Prize,
+    Redemption,
+    Tool,
+    UserCount,
+)
+from yunying.engage.rules import (
+    DEFERRED_KINDS,
+    GRANT_KINDS,
+    DiscountRules,
+    LotteryRules,
+    PriceRules,
+    RateBoostRules,
+    TrialClassRules,
+    TrialCreditRules,
+    draw,
+    from_cents,
+    in_window,
+    parse_rules,
+    to_cents,
+)
+from yunying.engage.schemas import (
+    CodesResult,
+    ConvertRequest,
+    ConvertResult,
+    IssueRequest,
+    IssueResult,
+    LedgerCheck,
+    Quote,
+    RedeemRequest,
+    RedeemResult,
+    RollbackRequest,
+    RollbackResult,
+    SettleResult,
+    ToolList,
+    ToolOut,
+    ToolSpec,
+)
+from yunying.errors import YunyingError
+
+REDEEM_EVENTS = {
+    "voucher": "coupon_redeemed",
+    "cashback": "cashback_credited",
+    "trial_credit": "coupon_redeemed",
+    "trial_class": "coupon_redeemed",
+    "rate_boost": "coupon_redeemed",
+    "flash_sale": "flash_sale_purchased",
+    "privileged": "privileged_offer_taken",
+    "lottery": "lottery_draw",
+}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def as_utc(at: dt.datetime | None) -> dt.datetime:
+    """Naive UTC at the second: aware times are converted, fractions of a second dropped."""
+    if at is None:
+        return now()
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    return at.replace(microsecond=0)
+
+
+# -- eligibility --------------------------------------------------------------------------
+
+
+class Eligibility(Protocol):
+    """What the segments module answers: membership and when a user was first seen."""
+
+    def is_member(self, segment: str, user_id: str) -> bool: ...
+
+    def first_seen(self, user_id: str) -> dt.datetime | None: ...
+
+
+@dataclass
+class StaticEligibility:
+    """Eligibility from in-memory data: segment → user ids (or a predicate), first-seen times."""
+
+    members: Mapping[str, Collection[str] | Callable[[str], bool]] = field(default_factory=dict)
+    first_seen_at: Mapping[str, dt.datetime] = field(default_factory=dict)
+
+    def is_member(self, segment: str, user_id: str) -> bool:
+        m = self.members.get(segment)
+        if m is None:
+            return False
+        return bool(m(user_id)) if callable(m) else user_id in m
+
+    def first_seen(self, user_id: str) -> dt.datetime | None:
+        return self.first_seen_at.get(user_id)
+
+
+def _check_eligible(pol: dict[str, Any], user_id: str, at: dt.datetime, elig: Eligibility | None) -> None:
+    segment = pol.get("segment")
+    days = pol.get("new_user_days")
+    if (segment or days) and elig is None:
+        raise YunyingError("engage.eligibility_unknown", user=user_id)
+    if segment:
+        assert elig is not None
+        if not elig.is_member(segment, user_id):
+            raise YunyingError("engage.not_eligible_segment", user=user_id, segment=segment)
+    if days:
+        assert elig is not None
+        first = elig.first_seen(user_id)
+        if first is None or not (first <= at < first + dt.timedelta(days=int(days))):
+            raise YunyingError("engage.not_new_user", user=user_id, days=days)
+
+
+# -- tools --------------------------------------------------------------------------------
+
+
+def _tool_out(t: Tool) -> ToolOut:
+    return ToolOut(
+        id=t.id,
+        kind=t.kind,
+        name=t.name,
+        campaign_id=t.campaign_id,
+        starts_at=t.starts_at,
+        ends_at=t.ends_at,
+        per_user_limit=t.per_user_limit,
+        total_limit=t.total_limit,
+        issued=t.issued,
+        budget=None if t.budget_cents is None else from_cents(t.budget_cents),
+        budget_used=from_cents(t.budget_used_cents),
+        stock=t.stock,
+        sold=t.sold,
+        rules=t.rules,
+    )
+
+
+def create_tool(url: str, spec: ToolSpec) -> ToolOut:
+    """Create a tool; rules are validated for its kind, times become naive UTC seconds."""
+    rules = parse_rules(spec.kind, spec.rules)
+    starts, ends = as_utc(spec.starts_at), as_utc(spec.ends_at)
+    if ends <= starts:
+        raise YunyingError("engage.bad_window", starts=str(starts), ends=str(ends))
+    if spec.kind == "privileged" and not (spec.segment or spec.new_user_days):
+        raise YunyingError("engage.privileged_needs_rule")
+    if spec.kind in ("flash_sale", "privileged") and spec.stock is None:
+        raise YunyingError("engage.needs_stock", kind=spec.kind)
+    stock = spec.stock
+    if isinstance(rules, LotteryRules):
+        stock = None
+    policy = {
+        "rules": rules.model_dump(mode="json"),
+        "segment": spec.segment,
+        "new_user_days": spec.new_user_days,
+        "exclusive": spec.exclusive,
+        "stack_group": spec.stack_group,
+        "requires_code": spec.requires_code,
+    }
+    tool = Tool(
+        id=spec.id,
+        kind=spec.kind,
+        name=spec.name,
+        campaign_id=spec.campaign_id,
+        rules=policy,
+        starts_at=starts,
+        ends_at=ends,
+        per_user_limit=spec.per_user_limit,
+        total_limit=spec.total_limit,
+        issued=0,
+        budget_cents=None if spec.budget is None else to_cents(spec.budget),
+        budget_used_cents=0,
+        stock=stock,
+        sold=0,
+        shared_code=spec.shared_code,
+        created_at=now(),
+    )
+    try:
+        with session_scope(url) as s:
+            s.add(tool)
+            if isinstance(rules, LotteryRules):
+                for p in rules.prizes:
+                    s.add(
+                        Prize(
+                            tool_id=spec.id,
+                            prize_id=p.id,
+                            name=p.name,
+                            weight=p.weight,
+                            stock=p.stock,
+                            value_cents=to_cents(p.value),
+                        )
+                    )
+    except IntegrityError as e:
+        raise YunyingError("engage.tool_exists", tool=spec.id) from e
+    return get_tool(url, spec.id)
+
+
+def _load_tool(s: Session, tool_id: str) -> Tool:
+    t = s.get(Tool, tool_id)
+    if t is None:
+        raise YunyingError("engage.unknown_tool", tool=tool_id)
+    return t
+
+
+def get_tool(url: str, tool_id: str) -> ToolOut:
+    with session_scope(url) as s:
+        return _tool_out(_load_tool(s, tool_id))
+
+
+def list_tools(url: str, campaign_id: str | None = None) -> ToolList:
+    with session_scope(url) as s:
+        q = select(Tool).order_by(Tool.created_at, Tool.id)
+        if campaign_id:
+            q = q.where(Tool.campaign_id == campaign_id)
+        return ToolList(tools=[_tool_out(t) for t in s.scalars(q)])
+
+
+def generate_codes(url: str, tool_id: str, n: int, show: bool = False) -> CodesResult:
+    """Create ``n`` unique one-time codes for a tool (bulk insert, collisions topped up)."""
+    if n <= 0 or n > 10_000_000:
+        raise YunyingError("engage.bad_count", n=n)
+    created = 0
+    shown: list[str] = []
+    with session_scope(url) as s:
+        _load_tool(s, tool_id)
+        conn = s.connection()
+        while created < n:
+            batch = codes_mod.generate(min(n - created, 1_000_000))
+            got = codes_mod.bulk_insert(conn, tool_id, batch)
+            created += got
+            if show:
+                shown.extend(batch[:got] if got == len(batch) else [])
+    if show and len(shown) < n:
+        with session_scope(url) as s:
+            shown = list(
+                s.scalars(select(Code.code).where(Code.tool_id == tool_id, Code.user_id.is_(None)).limit(n))
+            )
+    return CodesResult(tool_id=tool_id, created=created, codes=shown)
+
+
+# -- idempotency --------------------------------------------------------------------------
+
+
+def _stored(s: Session, key: str, kind: str) -> dict[str, Any] | None:
+    row = s.execute(select(Op.kind, Op.result).where(Op.key == key)).first()
+    if row is None:
+        return None
+    if row[0] != kind:
+        raise YunyingError("engage.key_reused", ikey=key, kind=row[0])
+    return dict(row[1])
+
+
+def _claim(s: Session, key: str, kind: str, result: dict[str, Any], at: dt.datetime) -> None:
+    s.execute(insert(Op).values(key=key, kind=kind, result=result, at=at))
+
+
+def _idempotent(
+    url: str, key: str, kind: str, act: Callable[[Session], dict[str, Any]], conflict: str
+) -> tuple[dict[str, Any], bool]:
+    """Run ``act`` once per key; a replay (or a racing duplicate) gets the stored result."""
+    with session_scope(url) as s:
+        done = _stored(s, key, kind)
+    if done is not None:
+        return done, True
+    try:
+        with session_scope(url) as s:
+            return act(s), False
+    except IntegrityError as e:
+        with session_scope(url) as s:
+            done = _stored(s, key, kind)
+        if done is not None:
+            return done, True
+        raise YunyingError(conflict, ikey=key) from e
+
+
+def _bump_user(s: Session, tool: Tool, user_id: str, q: int) -> None:
+    """Per-user limit as one conditional upsert: ``taken + q <= limit`` or nothing."""
+    limit = tool.per_user_limit
+    if limit is None:
+        return
+    if q > limit:
+        raise YunyingError("engage.user_limit", user=user_id, limit=limit)
+    ins = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        ins(UserCount)
+        .values(tool_id=tool.id, user_id=user_id, taken=q)
+        .on_conflict_do_update(
+            index_elements=[UserCount.tool_id, UserCount.user_id],
+            set_={"taken": UserCount.taken + q},
+            where=UserCount.taken + q <= limit,
+        )
+        .returning(UserCount.taken)
+    )
+    if s.execute(stmt).first() is None:
+        raise YunyingError("engage.user_limit", user=user_id, limit=limit)
+
+
+# -- issue --------------------------------------------------------------------------------
+
+
+def _check_open(tool: Tool, at: dt.datetime) -> None:
+    if not in_window(tool.starts_at, tool.ends_at, at):
+        raise YunyingError(
+            "engage.outside_window", tool=tool.id, at=str(at), starts=str(tool.starts_at), ends=str(tool.ends_at)
+        )
+
+
+def issue(url: str, req: IssueRequest, elig: Eligibility | None = None) -> IssueResult:
+    """Give a coupon-like tool to a user (optionally against a one-time or shared code)."""
+    at = as_utc(req.at)
+
+    def act(s: Session) -> dict[str, Any]:
+        tool = _load_tool(s, req.tool_id)
+        if tool.kind not in GRANT_KINDS:
+            raise YunyingError("engage.not_issuable", tool=tool.id, kind=tool.kind)
+        _check_open(tool, at)
+        _check_eligible(tool.rules, req.user_id, at, elig)
+        grant_id = str(uuid.uuid4())
+        code = None
+        if req.code is not None:
+            if tool.shared_code is not None and req.code == tool.shared_code:
+                code = req.code
+            else:
+                code = codes_mod.normalize(req.code)
+                if not codes_mod.well_formed(code):
+                    raise YunyingError("engage.code_invalid", code=req.code)
+        elif tool.rules.get("requires_code"):
+            raise YunyingError("engage.code_required", tool=tool.id)
+        result = IssueResult(
+            grant_id=grant_id, tool_id=tool.id, user_id=req.user_id, code=code, issued_at=at
+        ).model_dump(mode="json")
+        _claim(s, req.key, "issue", result, at)
+        if code is not None and code != tool.shared_code:
+            claimed = s.execute(
+                update(Code)
+                .where(Code.code == code, Code.tool_id == tool.id, Code.user_id.is_(None))
+                .values(user_id=req.user_id, claimed_at=at)
+            )
+            if claimed.rowcount != 1:
+                raise YunyingError("engage.code_invalid", code=req.code)
+        _bump_user(s, tool, req.user_id, 1)
+        s.execute(
+            insert(Grant).values(
+                id=grant_id, tool_id=tool.id, user_id=req.user_id, code=code, status="issued", issued_at=at
+            )
+        )
+        emit(s, "coupon_issued", req.user_id, at, tool_id=tool.id, campaign_id=tool.campaign_id,
+             kind=tool.kind, grant_id=grant_id)
+        took = s.execute(
+            update(Tool)
+            .where(Tool.id == tool.id)
+            .where((Tool.total_limit.is_(None)) | (Tool.issued < Tool.total_limit))
+            .values(issued=Tool.issued + 1)
+        )
+        if took.rowcount != 1:
+            raise YunyingError("engage.total_limit", tool=tool.id, limit=tool.total_limit)
+        return result
+
+    data, replayed = _idempotent(url, req.key, "issue", act, "engage.conflict")
+    return IssueResult.model_validate({**data, "replayed": replayed})
+
+
+# -- redeem -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What a redemption does, computed from the rules before anything is written."""
+
+    amount_cents: int
+    quantity: int
+    detail: dict[str, Any]
+    matures_at: dt.datetime | None = None
+
+
+def _grant_for(s: Session, tool: Tool, req: RedeemRequest) -> Grant:
+    if req.grant_id is None:
+        raise YunyingError("engage.grant_required", tool=tool.id)
+    g = s.get(Grant, req.grant_id)
+    if g is None or g.tool_id != tool.id or g.user_id != req.user_id:
+        raise YunyingError("engage.grant_unknown", grant=req.grant_id)
+    if g.status != "issued":
+        raise YunyingError("engage.grant_used", grant=req.grant_id, status=g.status)
+    return g
+
+
+def _plan(s: Session, tool: Tool, req: RedeemRequest, at: dt.datetime, elig: Eligibility | None) -> _Plan:
+    """Check the common and per-tool rules (read-only) and compute amount and quantity."""
+    _check_open(tool, at)
+    _check_eligible(tool.rules, req.user_id, at, elig)
+    rules = parse_rules(tool.kind, tool.rules["rules"])
+    if tool.kind in GRANT_KINDS:
+        _grant_for(s, tool, req)
+    q = 1
+    if isinstance(rules, DiscountRules):
+        if req.order is None:
+            raise YunyingError("engage.order_required", tool=tool.id)
+        return _Plan(to_cents(rules.value(req.order)), 1, {})
+    if isinstance(rules, TrialCreditRules):
+        return _Plan(
+            to_cents(rules.payout()), 1, {"principal": str(rules.principal)}, at + dt.timedelta(days=rules.term_days)
+        )
+    if isinstance(rules, RateBoostRules):
+        if req.principal is None:
+            raise YunyingError("engage.principal_required", tool=tool.id)
+        return _Plan(
+            to_cents(rules.payout(req.principal)),
+            1,
+            {"principal": str(req.principal)},
+            at + dt.timedelta(days=rules.days),
+        )
+    if isinstance(rules, TrialClassRules):
+        return _Plan(to_cents(rules.session_cost), 1, {})
+    if isinstance(rules, PriceRules):
+        q = req.quantity
+        return _Plan(to_cents(rules.subsidy(q)), q, {"price": str(rules.price)})
+    return _Plan(0, 1, {})  # lottery: decided under the prize locks
+
+
+def _check_capacity(tool: Tool, plan: _Plan) -> None:
+    """Read-only version of the final conditional update, for ``validate``."""
+    if tool.stock is not None and tool.stock < plan.quantity:
+        raise YunyingError("engage.sold_out", tool=tool.id)
+    if tool.budget_cents is not None and tool.budget_used_cents + plan.amount_cents > tool.budget_cents:
+        raise YunyingError("engage.budget_exhausted", tool=tool.id)
+    if tool.kind not in GRANT_KINDS and tool.total_limit is not None and tool.sold + plan.quantity > tool.total_limit:
+        raise YunyingError("engage.total_limit", tool=tool.id, limit=tool.total_limit)
+
+
+def validate(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Quote:
+    """Would this redemption succeed now, and for how much? Changes nothing."""
+    at = as_utc(req.at)
+    try:
+        with session_scope(url) as s:
+            tool = _load_tool(s, req.tool_id)
+            plan = _plan(s, tool, req, at, elig)
+            _check_capacity(tool, plan)
+            if tool.per_user_limit is not None and tool.kind not in GRANT_KINDS:
+                taken = s.scalar(
+                    select(UserCount.taken).where(UserCount.tool_id == tool.id, UserCount.user_id == req.user_id)
+                )
+                if (taken or 0) + plan.quantity > tool.per_user_limit:
+                    raise YunyingError("engage.user_limit", user=req.user_id, limit=tool.per_user_limit)
+            amount = None if tool.kind == "lottery" else from_cents(plan.amount_cents)
+            return Quote(ok=True, reason=None, amount=amount)
+    except YunyingError as e:
+        return Quote(ok=False, reason=e.message(), amount=None)
+
+
+def _stack(s: Session, tool: Tool, order_id: str, redemption_id: str) -> None:
+    """Stacking: one tool per stack group per order; an exclusive tool stands alone."""
+    exclusive = bool(tool.rules.get("exclusive"))
+    existing = list(s.execute(select(OrderTool.tool_id, OrderTool.exclusive).where(OrderTool.order_id == order_id)))
+    if existing and (exclusive or any(x for _, x in existing)):
+        raise YunyingError("engage.not_stackable", tool=tool.id, order=order_id, other=existing[0][0])
+    group = tool.rules.get("stack_group") or f"tool:{tool.id}"
+    s.execute(
+        insert(OrderTool).values(
+            order_id=order_id, group_key=group, tool_id=tool.id, redemption_id=redemption_id, exclusive=exclusive
+        )
+    )
+
+
+def _draw_prize(s: Session, tool: Tool, rules: LotteryRules) -> tuple[int, list[tuple[str, int]], Prize | None]:
+    """Lock the tool's prizes (PostgreSQL ``FOR UPDATE``), draw with a fresh recorded seed."""
+    prizes = list(
+        s.scalars(
+            select(Prize).where(Prize.tool_id == tool.id).order_by(Prize.prize_id).with_for_update()
+        )
+    )
+    left = None if tool.budget_cents is None else tool.budget_cents - tool.budget_used_cents
+    candidates = [(p.prize_id, p.weight) for p in prizes if p.stock > 0 and (left is None or p.value_cents <= left)]
+    seed = secrets.randbits(63)
+    won = draw(seed, candidates, rules.no_win_weight)
+    prize = next((p for p in prizes if p.prize_id == won), None)
+    if prize is not None:
+        took = s.execute(
+            update(Prize)
+            .where(Prize.tool_id == tool.id, Prize.prize_id == prize.prize_id, Prize.stock > 0)
+            .values(stock=Prize.stock - 1)
+        )
+        if took.rowcount != 1:
+            raise YunyingError("engage.busy", tool=tool.id)
+    return seed, candidates, prize
+
+
+def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> RedeemResult:
+    """Redeem (use a coupon, buy in a flash sale, draw…) exactly once per idempotency key."""
+    at = as_utc(req.at)
+
+    def act(s: Session) -> dict[str, Any]:
+        tool = _load_tool(s, req.tool_id)
+        plan = _plan(s, tool, req, at, elig)
+        rid = str(uuid.uuid4())
+        order_id = req.order.order_id if req.order is not None else None
+        result = RedeemResult(
+            redemption_id=rid,
+            tool_id=tool.id,
+            kind=tool.kind,
+            user_id=req.user_id,
+            order_id=order_id,
+            quantity=plan.quantity,
+            amount=from_cents(plan.amount_cents),
+            matures_at=plan.matures_at,
+            at=at,
+        )
+        lottery = tool.kind == "lottery"
+        _claim(s, req.key, "redeem", {} if lottery else result.model_dump(mode="json"), at)
+        if tool.kind in GRANT_KINDS:
+            used = s.execute(
+                update(Grant)
+                .where(Grant.id == req.grant_id, Grant.status == "issued")
+                .values(status="redeemed")
+            )
+            if used.rowcount != 1:
+                raise YunyingError("engage.grant_used", grant=req.grant_id, status="redeemed")
+        else:
+            _bump_user(s, tool, req.user_id, plan.quantity)
+        if order_id is not None:
+            _stack(s, tool, order_id, rid)
+        legs = []
+        if lottery:
+            rules = parse_rules(tool.kind, tool.rules["rules"])
+            assert isinstance(rules, LotteryRules)
+            seed, candidates, prize = _draw_prize(s, tool, rules)
+            result.seed = seed
+            plan.detail = {"seed": seed, "candidates": candidates, "no_win_weight": rules.no_win_weight}
+            if prize is not None:
+                result.prize_id = prize.prize_id
+                result.amount = from_cents(prize.value_cents)
+                plan.amount_cents = prize.value_cents
+                plan.detail["prize_id"] = prize.prize_id
+                legs += move(f"stock:{tool.id}:{prize.prize_id}", f"user:{req.user_id}", "unit", 1)
+        elif tool.kind in ("flash_sale", "privileged"):
+            legs += move(f"stock:{tool.id}", f"user:{req.user_id}", "unit", plan.quantity)
+        elif tool.kind == "trial_class" and tool.stock is not None:
+            legs += move(f"stock:{tool.id}", f"user:{req.user_id}", "unit", 1)
+        if tool.kind not in DEFERRED_KINDS:
+            legs += move(f"budget:{tool.id}", f"user:{req.user_id}", "money", plan.amount_cents)
+        s.execute(
+            insert(Redemption).values(
+                id=rid,
+                op_key=req.key,
+                tool_id=tool.id,
+                user_id=req.user_id,
+                grant_id=req.grant_id if tool.kind in GRANT_KINDS else None,
+                order_id=order_id,
+                quantity=plan.quantity,
+                amount_cents=plan.amount_cents,
+                status="redeemed",
+                detail=plan.detail,
+                at=at,
+                matures_at=plan.matures_at,
+            )
+        )
+        transfer(s, req.key, "redeem", tool.id, legs, at)
+        emit(
+            s,
+            REDEEM_EVENTS[tool.kind],
+            req.user_id,
+            at,
+            tool_id=tool.id,
+            campaign_id=tool.campaign_id,
+            kind=tool.kind,
+            redemption_id=rid,
+            order_id=order_id,
+            amount=result.amount,
+            quantity=plan.quantity,
+            prize_id=result.prize_id,
+            seed=result.seed,
+        )
+        # Last: stock, budget and total limit in one conditional update on the hot row.
+        cond = update(Tool).where(Tool.id == tool.id)
+        if plan.amount_cents:
+            cond = cond.where(
+                Tool.budget_cents.is_(None) | (Tool.budget_used_cents + plan.amount_cents <= Tool.budget_cents)
+            )
+        if tool.stock is not None:
+            cond = cond.where(Tool.stock >= plan.quantity)
+        if tool.kind not in GRANT_KINDS and tool.total_limit is not None:
+            cond = cond.where(Tool.sold + plan.quantity <= Tool.total_limit)
+        took = s.execute(
+            cond.values(
+                budget_used_cents=Tool.budget_used_cents + plan.amount_cents,
+                stock=Tool.stock - plan.quantity,
+                sold=Tool.sold + plan.quantity,
+            )
+        )
+        if took.rowcount != 1:
+            s.expire(tool)
+            fresh = _load_tool(s, tool.id)
+            _check_capacity(fresh, plan)
+            raise YunyingError("engage.sold_out", tool=tool.id)
+        out = result.model_dump(mode="json")
+        if lottery:
+            s.execute(update(Op).where(Op.key == req.key).values(result=out))
+        return out
+
+    data, replayed = _idempotent(url, req.key, "redeem", act, "engage.stack_conflict")
+    return RedeemResult.model_validate({**data, "replayed": replayed})
+
+
+# -- rollback, settle, convert ------------------------------------------------------------
+
+
+def rollback(url: str, req: RollbackRequest) -> RollbackResult:
+    """Undo a redemption (refund): reverse its ledger legs, give back stock, budget and coupon."""
+    at = as_utc(req.at)
+
+    def act(s: Session) -> dict[str, Any]:
+        r = s.scalars(select(Redemption).where(Redemption.id == req.redemption_id).with_for_update()).first()
+        if r is None:
+            raise YunyingError("engage.unknown_redemption", redemption=req.redemption_id)
+        if r.settled_at is not None:
+            raise YunyingError("engage.already_settled", redemption=r.id)
+        if r.status != "redeemed":
+            raise YunyingError("engage.not_redeemed", redemption=r.id, status=r.status)
+        tool = _load_tool(s, r.tool_id)
+        result = RollbackResult(
+            redemption_id=r.id,
+            tool_id=r.tool_id,
+            user_id=r.user_id,
+            amount=from_cents(r.amount_cents),
+            quantity=r.quantity,
+            at=at,
+        ).model_dump(mode="json")
+        _claim(s, req.key, "rollback", result, at)
+        done = s.execute(
+            update(Redemption)
+            .where(Redemption.id == r.id, Redemption.status == "redeemed", Redemption.settled_at.is_(None))
+            .values(status="rolled_back")
+        )
+        if done.rowcount != 1:
+            raise YunyingError("engage.not_redeemed", redemption=r.id, status="rolled_back")
+        legs = s.execute(
+            select(LedgerEntry.account, LedgerEntry.asset, LedgerEntry.amount).where(
+                LedgerEntry.op_key == r.op_key, LedgerEntry.kind == "redeem"
+            )
+        ).all()
+        transfer(s, req.key, "rollback", tool.id, [(a, asset, -amt) for a, asset, amt in legs], at)
+        s.execute(
+            update(Tool)
+            .where(Tool.id == tool.id)
+            .values(
+                budget_used_cents=Tool.budget_used_cents - r.amount_cents,
+                stock=Tool.stock + r.quantity,
+                sold=Tool.sold - r.quantity,
+            )
+        )
+        if r.grant_id is not None:
+            s.execute(update(Grant).where(Grant.id == r.grant_id).values(status="issued"))
+        elif tool.per_user_limit is not None:
+            s.execute(
+                update(UserCount)
+                .where(UserCount.tool_id == tool.id, UserCount.user_id == r.user_id)
+                .values(taken=UserCount.taken - r.quantity)
+            )
+        prize_id = r.detail.get("prize_id")
+        if prize_id:
+            s.execute(
+                update(Prize).where(Prize.tool_id == tool.id, Prize.prize_id == prize_id).values(stock=Prize.stock + 1)
+            )
+        s.execute(delete(OrderTool).where(OrderTool.redemption_id == r.id))
+        props = {"tool_id": tool.id, "campaign_id": tool.campaign_id, "kind": tool.kind, "redemption_id": r.id,
+                 "order_id": r.order_id, "amount": from_cents(r.amount_cents), "quantity": r.quantity,
+                 "reason": req.reason}
+        emit(s, "coupon_rolled_back", r.user_id, at, **props)
+        if tool.kind == "cashback":
+            emit(s, "cashback_reversed", r.user_id, at, **props)
+        return result
+
+    data, replayed = _idempotent(url, req.key, "rollback", act, "engage.conflict")
+    return RollbackResult.model_validate({**data, "replayed": replayed})
+
+
+def settle(url: str, at: dt.datetime | None = None) -> SettleResult:
+    """Pay the yields (体验金, 加息券) whose term has ended by ``at``; paying twice is impossible."""
+    when = as_utc(at)
+    n = 0
+    paid = 0
+    with session_scope(url) as s:
+        due = s.execute(
+            select(Redemption.id, Redemption.op_key, Redemption.tool_id, Redemption.user_id, Redemption.amount_cents)
+            .join(Tool, Tool.id == Redemption.tool_id)
+            .where(
+                Tool.kind.in_(sorted(DEFERRED_KINDS)),
+                Redemption.status == "redeemed",
+                Redemption.settled_at.is_(None),
+                Redemption.matures_at <= when,
+            )
+            .order_by(Redemption.matures_at)
+        ).all()
+    for rid, op_key, tool_id, user_id, cents in due:
+        with session_scope(url) as s:
+            done = s.execute(
+                update(Redemption)
+                .where(Redemption.id == rid, Redemption.status == "redeemed", Redemption.settled_at.is_(None))
+                .values(settled_at=when)
+            )
+            if done.rowcount != 1:
+                continue
+            tool = _load_tool(s, tool_id)
+            transfer(s, f"settle:{rid}", "settle", tool_id, move(f"budget:{tool_id}", f"user:{user_id}", "money", cents), when)
+            emit(s, "yield_paid", user_id, when, tool_id=tool_id, campaign_id=tool.campaign_id, kind=tool.kind,
+                 redemption_id=rid, amount=from_cents(cents))
+            n += 1
+            paid += cents
+        del op_key
+    return SettleResult(settled=n, paid=from_cents(paid))
+
+
+def convert(url: str, req: ConvertRequest) -> ConvertResult:
+    """体验课 conversion: the user bought the paid course within ``convert_days`` of the trial."""
+    at = as_utc(req.at)
+
+    def act(s: Session) -> dict[str, Any]:
+        r = s.get(Redemption, req.redemption_id)
+        if r is None:
+            raise YunyingError("engage.unknown_redemption", redemption=req.redemption_id)
+        tool = _load_tool(s, r.tool_id)
+        rules = parse_rules(tool.kind, tool.rules["rules"])
+        if not isinstance(rules, TrialClassRules):
+            raise YunyingError("engage.not_trial_class", tool=tool.id)
+        deadline = r.at + dt.timedelta(days=rules.convert_days)
+        if not (r.at <= at < deadline):
+            raise YunyingError("engage.convert_window", redemption=r.id, deadline=str(deadline))
+        result = ConvertResult(redemption_id=r.id, order_id=req.order_id, at=at).model_dump(mode="json")
+        _claim(s, req.key, "convert", result, at)
+        done = s.execute(
+            update(Redemption)
+            .where(Redemption.id == r.id, Redemption.status == "redeemed", Redemption.converted_at.is_(None))
+            .values(converted_at=at)
+        )
+        if done.rowcount != 1:
+            raise YunyingError("engage.already_converted", redemption=r.id)
+        emit(s, "trial_converted", r.user_id, at, tool_id=tool.id, campaign_id=tool.campaign_id,
+             kind=tool.kind, redemption_id=r.id, order_id=req.order_id)
+        return result
+
+    data, replayed = _idempotent(url, req.key, "convert", act, "engage.conflict")
+    return ConvertResult.model_validate({**data, "replayed": replayed})
+
+
+def redemption_count(url: str, tool_id: str) -> int:
+    with session_scope(url) as s:
+        return int(
+            s.scalar(
+                select(func.count()).select_from(Redemption).where(
+                    Redemption.tool_id == tool_id, Redemption.status == "redeemed"
+                )
+            )
+            or 0
+        )
+
+
+def replay_draw(detail: dict[str, Any]) -> str | None:
+    """Re-run a recorded lottery draw from its seed and candidates (an auditor's check)."""
+    cands = [(str(p), int(w)) for p, w in detail["candidates"]]
+    return draw(int(detail["seed"]), cands, int(detail["no_win_weight"]))
+
+
+def redemption_detail(url: str, redemption_id: str) -> dict[str, Any]:
+    with session_scope(url) as s:
+        r = s.get(Redemption, redemption_id)
+        if r is None:
+            raise YunyingError("engage.unknown_redemption", redemption=redemption_id)
+        return dict(r.detail)
+
+
+def decimal_of(cents: int) -> Decimal:
+    return from_cents(cents)
+
+
+def check_ledger(url: str, prefix: str = "") -> LedgerCheck:
+    """Every transaction must balance per asset; also returns account balances."""
+    with session_scope(url) as s:
+        n = int(s.scalar(select(func.count(func.distinct(LedgerEntry.tx_id)))) or 0)
+        return LedgerCheck(transactions=n, unbalanced=unbalanced(s), balances=balances(s, prefix))
