@@ -252,14 +252,6 @@ def prepare_source(
 
 
 # -- validation SQL ---------------------------------------------------------------------
-def _value_sql(src: _Source, name: str) -> str:
-    """The raw text of a source column, trimmed, empty as NULL."""
-    if src.format == "jsonl":
-        path = _lit('$."' + name.replace('"', '\\"') + '"')
-        return f"nullif(trim(json_extract_string(j, {path})), '')"
-    return f"nullif(trim({_ident(name)}), '')"
-
-
 def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str, list[tuple[str, str]]]:
     """(typed expression, [(failure condition, reason code)]) for one contract column."""
     checks: list[tuple[str, str]] = []
@@ -267,7 +259,7 @@ def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str,
         checks.append((f"{v} IS NULL", "missing"))
     if col.type == "string":
         typed = v
-        if col.max_length:
+        if col.max_length and col.name != "currency":
             checks.append((f"length({v}) > {int(col.max_length)}", "too_long"))
         if enums:
             allowed = ", ".join(_lit(x) for x in enums)
@@ -308,57 +300,87 @@ def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str,
 
 
 def _validated_select(src: _Source, c: Contract, base: str) -> str:
-    """SELECT k, <typed contract columns>, field, reason, raw FROM base (one pass)."""
-    typed: dict[str, str] = {}
-    cases: list[str] = []
+    """SELECT k, <typed contract columns>, _field, _reason, _raw FROM base, in one pass.
+
+    Three layers so that each value is trimmed once and each type is parsed once:
+    L1 the trimmed text of every mapped column, L2 its typed value, L3 the first failing
+    check (field and reason code), the properties object and, for bad rows only, the raw
+    row as JSON (kept to show and export it).
+    """
+    jsonl = src.format == "jsonl"
+    # L1: trimmed text, empty as NULL, under internal names _yy_v_<field>.
+    l1: list[str] = []
     for col in c.columns:
         if col.name in src.mapping:
-            v = _value_sql(src, src.mapping[col.name])
-            expr, checks = _typed_sql(col, v, c.enums.get(col.name))
-            for cond, code in checks:
-                guard = cond if code == "missing" else f"{v} IS NOT NULL AND ({cond})"
-                cases.append(f"WHEN {guard} THEN [{_lit(col.name)}, {_lit(code)}]")
-            typed[col.name] = expr
-        else:
+            name = src.mapping[col.name]
+            if jsonl:
+                text = f"json_extract_string(j, {_json_path(name)})"
+            else:
+                text = _ident(name)
+            l1.append(f"nullif(trim({text}), '') AS {_ident('_yy_v_' + col.name)}")
+    # L2 typed values and L3 checks.
+    l2: list[str] = []
+    cases: list[str] = []
+    typed: dict[str, str] = {}
+    if jsonl:
+        cases.append("WHEN j IS NULL THEN ['', 'bad_json_line']")
+    for col in c.columns:
+        if col.name not in src.mapping:
             typed[col.name] = "NULL"
-    if src.format == "jsonl":
-        cases.insert(0, "WHEN j IS NULL THEN ['', 'bad_json_line']")
+            continue
+        v = _ident("_yy_v_" + col.name)
+        tv = _ident("_yy_t_" + col.name)
+        expr, checks = _typed_sql(col, v, c.enums.get(col.name))
+        l2.append(f"{expr} AS {tv}")
+        typed[col.name] = tv
+        for cond, code in checks:
+            cond = cond.replace(f"{expr} IS NULL", f"{tv} IS NULL")
+            guard = cond if code == "missing" else f"{v} IS NOT NULL AND ({cond})"
+            cases.append(f"WHEN {guard} THEN [{_lit(col.name)}, {_lit(code)}]")
     bad = "CASE " + " ".join(cases) + " END" if cases else "NULL::VARCHAR[]"
     if src.extras:
-        if src.format == "jsonl":
-            vals = [
-                f"struct_pack(k := {_lit(x)}, v := json_extract(j, "
-                f"{_lit(chr(36) + '.' + chr(34) + x.replace(chr(34), chr(92) + chr(34)) + chr(34))}))"
-                for x in src.extras
-            ]
-        else:
-            vals = [
-                f"struct_pack(k := {_lit(x)}, v := to_json(nullif({_ident(x)}, '')))"
-                for x in src.extras
-            ]
-        extra = (
-            "to_json(map_from_entries(list_filter([" + ", ".join(vals) + "], "
-            "lambda e: e.v IS NOT NULL)))::VARCHAR"
-        )
-        props = typed.get("properties", "NULL")
-        if props == "NULL":
-            merged = f"nullif({extra}, '{{}}')"
-        else:
-            merged = (
-                f"CASE WHEN {props} IS NULL THEN nullif({extra}, '{{}}') "
-                f"ELSE json_merge_patch({props}, {extra})::VARCHAR END"
-            )
-        typed["properties"] = merged
-    if src.format == "jsonl":
+        typed["properties"] = _properties_sql(src, typed.get("properties", "NULL"))
+    if jsonl:
         raw = "line"
     else:
         pairs = ", ".join(f"{_lit(x)}, {_ident(x)}" for x in src.columns)
         raw = f"json_object({pairs})::VARCHAR"
     cols = ", ".join(f"{typed[col.name]} AS {_ident(col.name)}" for col in c.columns)
+    l1_sql = ", ".join(l1) or "NULL AS _yy_none"
+    l2_sql = ", ".join(l2) or "NULL AS _yy_none2"
     return (
-        f"SELECT k, {cols}, bad[1] AS _field, bad[2] AS _reason, "
-        f"CASE WHEN bad IS NOT NULL THEN {raw} END AS _raw "
-        f"FROM (SELECT *, {bad} AS bad FROM {base})"
+        f"SELECT _yy_k AS k, {cols}, _yy_bad[1] AS _field, _yy_bad[2] AS _reason, "
+        f"CASE WHEN _yy_bad IS NOT NULL THEN {raw} END AS _raw FROM ("
+        f"SELECT *, {bad} AS _yy_bad FROM ("
+        f"SELECT *, {l2_sql} FROM ("
+        f"SELECT *, {l1_sql} FROM {base})))"
+    )
+
+
+def _json_path(key: str) -> str:
+    return _lit('$."' + key.replace('"', '\\"') + '"')
+
+
+def _properties_sql(src: _Source, props: str) -> str:
+    """Unknown columns as one JSON object (empty values left out), merged into properties."""
+    if src.format == "jsonl":
+        vals = [f"json_extract(j, {_json_path(x)})" for x in src.extras]
+    else:
+        vals = [f"to_json(nullif({_ident(x)}, ''))" for x in src.extras]
+    all_set = " AND ".join(f"{v} IS NOT NULL" for v in vals)
+    fast = "json_object(" + ", ".join(f"{_lit(x)}, {v}" for x, v in zip(src.extras, vals, strict=True)) + ")"
+    entries = ", ".join(
+        f"struct_pack(k := {_lit(x)}, v := {v})" for x, v in zip(src.extras, vals, strict=True)
+    )
+    slow = (
+        f"to_json(map_from_entries(list_filter([{entries}], lambda e: e.v IS NOT NULL)))"
+    )
+    extra = f"nullif((CASE WHEN {all_set} THEN {fast} ELSE {slow} END)::VARCHAR, '{{}}')"
+    if props == "NULL":
+        return extra
+    return (
+        f"CASE WHEN {extra} IS NULL THEN {props} WHEN {props} IS NULL THEN {extra} "
+        f"ELSE json_merge_patch({props}, {extra})::VARCHAR END"
     )
 
 
@@ -366,16 +388,16 @@ def _base_sql(src: _Source, rejects: str) -> str:
     """The file as text rows numbered k in file order (structural errors go to rejects)."""
     if src.format == "csv":
         return (
-            "(SELECT row_number() OVER () AS k, * FROM read_csv($path, all_varchar = true, "
+            "(SELECT row_number() OVER () AS _yy_k, * FROM read_csv($path, all_varchar = true, "
             f"header = true, store_rejects = true, rejects_table = '{rejects}', "
             f"rejects_scan = '{rejects}_scan', max_line_size = 10000000))"
         )
     if src.format == "parquet":
         casts = ", ".join(f"CAST({_ident(x)} AS VARCHAR) AS {_ident(x)}" for x in src.columns)
-        return f"(SELECT file_row_number + 1 AS k, {casts} FROM read_parquet($path, file_row_number = true))"
+        return f"(SELECT file_row_number + 1 AS _yy_k, {casts} FROM read_parquet($path, file_row_number = true))"
     return (
-        "(SELECT k, line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
-        "THEN line::JSON END AS j FROM (SELECT row_number() OVER () AS k, line FROM "
+        "(SELECT _yy_k, line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
+        "THEN line::JSON END AS j FROM (SELECT row_number() OVER () AS _yy_k, line FROM "
         "read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = $delim, "
         f"quote = '', escape = '', store_rejects = true, rejects_table = '{rejects}', "
         f"rejects_scan = '{rejects}_scan', max_line_size = 10000000)))"
