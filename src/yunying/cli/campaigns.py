@@ -1,0 +1,145 @@
+"""``yunying campaign …`` (活动): create, list, show, approve, schedule, start, end, review, assign."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, settings_for
+from yunying.cli.segments import TIME_FORMATS
+from yunying.engage import campaigns as svc
+from yunying.errors import YunyingError
+from yunying.i18n import t
+from yunying.segments.timeutil import to_utc_naive
+from yunying.warehouse.engine import open_warehouse
+
+ByOpt = Annotated[str, typer.Option("--by", help="Who does this (recorded).")]
+RoleOpt = Annotated[
+    str, typer.Option("--role", help="Role of the person: admin, analyst, operator or viewer.")
+]
+TimeOpt = Annotated[
+    datetime | None,
+    typer.Option(formats=TIME_FORMATS, help="Local time in the campaign's time zone.", show_default=False),
+]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise YunyingError("campaign.invalid", field=str(path), reason=str(e)) from None
+
+
+def register(app: typer.Typer) -> None:
+    camp = typer.Typer(help="Campaigns (活动): plan, approve, run, assign, review.", no_args_is_help=True)
+    app.add_typer(camp, name="campaign")
+
+    @camp.command("create")
+    def create_cmd(
+        file: Annotated[Path | None, typer.Argument(help="Campaign file (YAML or JSON).")] = None,
+        id_: Annotated[str | None, typer.Option("--id", help="Campaign id (short, no spaces).")] = None,
+        name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+        goal: Annotated[str | None, typer.Option(help="Goal metric, e.g. gmv.")] = None,
+        goal_target: Annotated[Decimal | None, typer.Option(help="Target value of the goal.")] = None,
+        segment: Annotated[str | None, typer.Option(help="Target segment.")] = None,
+        start: TimeOpt = None,
+        end: TimeOpt = None,
+        tz: Annotated[str | None, typer.Option("--tz", help="Time zone (default: the project's).")] = None,
+        budget: Annotated[Decimal | None, typer.Option(help="Budget (money).")] = None,
+        channel: Annotated[str | None, typer.Option(help="Channel, e.g. push, sms, app.")] = None,
+        tool: Annotated[list[str] | None, typer.Option("--tool", help="Tool id (repeat).")] = None,
+        holdout: Annotated[float, typer.Option(help="Share kept as holdout (0–0.9).")] = 0.1,
+        owner: Annotated[str | None, typer.Option(help="Owner.")] = None,
+        project: ProjectOpt = None,
+        by: ByOpt = "",
+        role: RoleOpt = "operator",
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """Create a draft campaign. / 创建活动（草稿）。"""
+        s = settings_for(project)
+        if file is not None:
+            spec = svc.load_campaign_spec(_read(file), str(file))
+        else:
+            needed = (id_, name, goal, segment, start, end, budget, channel, owner)
+            if any(v is None for v in needed):
+                raise YunyingError("campaign.need_file_or_options")
+            data: dict[str, Any] = {
+                "id": id_, "name": name, "goal_metric": goal, "goal_target": goal_target,
+                "segment": segment, "starts_at": start, "ends_at": end, "timezone": tz,
+                "budget": budget, "channel": channel, "tools": list(tool or []),
+                "holdout_share": holdout, "owner": owner,
+            }
+            spec = svc.parse_spec(data)
+        out = svc.create_campaign(s, spec, by or spec.owner, role)
+        emit(out, fmt, t("campaign.created", id=out.id))
+
+    @camp.command("list")
+    def list_cmd(
+        status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+        project: ProjectOpt = None,
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """Campaigns by start time. / 活动列表。"""
+        emit(svc.list_campaigns(settings_for(project), status), fmt)
+
+    @camp.command("show")
+    def show_cmd(campaign: str, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
+        """One campaign with its history of status changes. / 活动详情。"""
+        emit(svc.get_campaign(settings_for(project), campaign), fmt)
+
+    def _step(action: str, help_text: str) -> None:
+        def cmd(
+            campaign: str,
+            project: ProjectOpt = None,
+            by: ByOpt = "",
+            role: RoleOpt = "operator",
+            fmt: FormatOpt = OutputFormat.table,
+        ) -> None:
+            s = settings_for(project)
+            emit(svc.transition(s, campaign, action, by, role), fmt)
+
+        cmd.__doc__ = help_text
+        camp.command(action)(cmd)
+
+    _step("approve", "Approve a draft (operator or admin; recorded). / 审批活动。")
+    _step("schedule", "Schedule an approved draft. / 排期。")
+    _step("start", "Start a scheduled campaign (not before its start time). / 开始活动。")
+    _step("end", "End a running campaign. / 结束活动。")
+
+    @camp.command("review")
+    def review_cmd(
+        campaign: str,
+        notes: Annotated[str, typer.Option("--notes", help="Review conclusions (复盘结论).")] = "",
+        project: ProjectOpt = None,
+        by: ByOpt = "",
+        role: RoleOpt = "operator",
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """Record the review of an ended campaign. / 活动复盘。"""
+        s = settings_for(project)
+        emit(svc.transition(s, campaign, "review", by, role, note=notes), fmt)
+
+    @camp.command("assign")
+    def assign_cmd(
+        campaign: str,
+        refresh: Annotated[
+            bool, typer.Option("--refresh", help="Refresh the (dynamic) segment first.")
+        ] = False,
+        as_of: Annotated[
+            datetime | None,
+            typer.Option("--as-of", formats=TIME_FORMATS, help="Segment evaluation time (local).", show_default=False),
+        ] = None,
+        project: ProjectOpt = None,
+        by: ByOpt = "",
+        role: RoleOpt = "operator",
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """Assign segment members to treatment/holdout (idempotent events). / 分配实验组与对照组。"""
+        s = settings_for(project)
+        at = to_utc_naive(as_of, s.timezone) if as_of else None
+        with open_warehouse(s) as wh:
+            emit(svc.assign(s, wh, campaign, by, role, refresh_segment=refresh, as_of=at), fmt)
