@@ -59,16 +59,23 @@ def seed(settings: Settings) -> None:
         wh.close()
 
 
-@pytest.fixture
-def project(settings: Settings) -> Settings:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One project per test module: signing in (argon2) is deliberately slow."""
+    from yunying.config import load_settings
+
+    settings = load_settings(tmp_path_factory.mktemp("web"))
     seed(settings)
     url = open_appdb(settings)
     for role in ROLES:
         accounts.add_user(url, f"{role}@example.com", PASSWORD, role)
+    # Spare accounts for tests that sign out, disable or lock an account.
+    for i in range(3):
+        accounts.add_user(url, f"spare{i}@example.com", PASSWORD, "viewer")
     return settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def app(project: Settings) -> Iterator[FastAPI]:
     a = create_app(project, flush_interval=None)
     yield a
@@ -90,17 +97,17 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
     return str(me.json()["csrf_token"])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def clients(app: FastAPI) -> Iterator[dict[str, TestClient]]:
     """One signed-in client per role (plus "anon"); each has its CSRF header set."""
     out: dict[str, TestClient] = {}
     for role in ROLES:
-        c = TestClient(app, headers={"accept-language": "en"})
+        c = TestClient(app, headers={"accept-language": "en"}, raise_server_exceptions=False)
         c.__enter__()
         csrf = sign_in(c, f"{role}@example.com")
         c.headers["X-CSRF-Token"] = csrf
         out[role] = c
-    anon = TestClient(app, headers={"accept-language": "en"})
+    anon = TestClient(app, headers={"accept-language": "en"}, raise_server_exceptions=False)
     anon.__enter__()
     out["anon"] = anon
     yield out
@@ -108,7 +115,7 @@ def clients(app: FastAPI) -> Iterator[dict[str, TestClient]]:
         c.__exit__(None, None, None)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def capture_key(project: Settings) -> str:
     _key, secret = accounts.create_api_key(project.appdb_url, "sdk", "capture")
     return secret

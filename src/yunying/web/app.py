@@ -117,6 +117,10 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
         version="1",
         description="yunying (运营) HTTP API. Analyses take the same query models as the CLI.",
         lifespan=lifespan,
+        # Served below under /api/v1 with a declared permission; Swagger UI would need a CDN.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.appdb_url = open_appdb(settings)
@@ -129,9 +133,27 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
 
     app.include_router(build_router(app.state.analyses))
     app.include_router(build_pages(app.state.analyses))
+    _openapi_route(app)
     _handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.language)
     return app
+
+
+def _openapi_route(app: FastAPI) -> None:
+    from fastapi import Depends
+    from fastapi.openapi.utils import get_openapi
+
+    from yunying.web.security import require
+
+    def openapi_document(p: Any = Depends(require("public"))) -> JSONResponse:
+        """The OpenAPI document of ``/api/v1`` (pages are left out)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+        return JSONResponse(app.openapi_schema)
+
+    app.add_api_route("/api/v1/openapi.json", openapi_document, methods=["GET"], include_in_schema=False)
 
 
 def _handlers(app: FastAPI) -> None:
