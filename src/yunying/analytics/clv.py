@@ -647,6 +647,6 @@ def export_clv_users(fit: ClvFit, path: str | Path, min_clv: float | None = None
                         f"{r.clv:.2f}",
                     ]
                 )
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise YunyingError("value.export_failed", path=str(p), reason=str(e)) from e
     return len(df)

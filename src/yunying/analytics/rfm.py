@@ -355,6 +355,6 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
                         row.rfm_class,
                     ]
                 )
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise YunyingError("value.export_failed", path=str(p), reason=str(e)) from e
     return len(df)
