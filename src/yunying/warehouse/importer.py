@@ -636,8 +636,11 @@ def _move_chunk(
         con.execute("BEGIN TRANSACTION")
         try:
             cur = con.execute(
-                f'INSERT INTO "{c.table}" SELECT * FROM ({cand}) n WHERE NOT EXISTS '
-                f'(SELECT 1 FROM "{c.table}" t WHERE t.{key} = n.{key})',
+                # Semi-join the stored keys against the chunk (the chunk is the hash
+                # table, the stored table is only scanned), then anti-join the few found.
+                f"WITH n AS ({cand}), ex AS (SELECT t.{key} FROM \"{c.table}\" t "
+                f"SEMI JOIN n ON t.{key} = n.{key}) "
+                f'INSERT INTO "{c.table}" SELECT * FROM n ANTI JOIN ex ON n.{key} = ex.{key}',
                 {"lo": lo, "hi": hi},
             )
             loaded = int(cur.fetchall()[0][0])
@@ -658,6 +661,7 @@ def _move_chunk(
     else:
         sql, params = cand, {"lo": lo, "hi": hi}
     data = con.execute(sql, params).to_arrow_table()
+    assert data is not None
     if data.num_rows:
         wh.append_arrow(c.table, data)
     return data.num_rows, valid - data.num_rows
