@@ -308,3 +308,67 @@ def to_float(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if f != f else f
+
+
+_MONDAY_EPOCH = 345600  # 1970-01-05 00:00 is a Monday: weeks count from it
+
+
+def period_index(engine: str, ts: ir.TimestampValue, grain: str, tz: str) -> ir.IntegerValue:
+    """Integer number of the local hour/day/week/month containing ``ts``.
+
+    Consecutive periods differ by 1 on every engine, so "previous period" and "N periods
+    later" are plain integer arithmetic (wall-clock buckets make DST shifts harmless).
+    """
+    loc = bucket(engine, ts, grain, tz)
+    if grain == "month":
+        return (loc.year() * 12 + loc.month() - 1).cast("int64")  # type: ignore[no-any-return]
+    secs = loc.epoch_seconds().cast("int64")
+    if grain == "hour":
+        return (secs // 3600).cast("int64")  # type: ignore[no-any-return]
+    if grain == "day":
+        return (secs // 86400).cast("int64")  # type: ignore[no-any-return]
+    return ((secs - _MONDAY_EPOCH) // 604800).cast("int64")  # type: ignore[no-any-return]
+
+
+def period_start(idx: int, grain: str) -> datetime:
+    """Local start of the period numbered ``idx`` by ``period_index``."""
+    if grain == "month":
+        return datetime(idx // 12, idx % 12 + 1, 1)
+    if grain == "hour":
+        return datetime(1970, 1, 1) + timedelta(hours=idx)
+    if grain == "day":
+        return datetime(1970, 1, 1) + timedelta(days=idx)
+    return datetime(1970, 1, 5) + timedelta(weeks=idx)
+
+
+def period_label(idx: int, grain: str) -> str:
+    s = period_start(idx, grain)
+    return s.strftime("%Y-%m-%d %H:00") if grain == "hour" else s.date().isoformat()
+
+
+def period_of_date(d: date, grain: str) -> int:
+    """``period_index`` of a local calendar date (for date-range bounds)."""
+    if grain == "month":
+        return d.year * 12 + d.month - 1
+    days = (d - date(1970, 1, 1)).days
+    if grain == "hour":
+        return days * 24
+    if grain == "day":
+        return days
+    return (days - 4) // 7
+
+
+class EventSpec(BaseModel):
+    """An event name (None = any event) narrowed by property filters."""
+
+    event: str | None = None
+    filters: list[PropertyFilter] = Field(default_factory=list)
+
+
+def event_cond(engine: str, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:
+    cond: ir.BooleanValue = ibis.literal(True)
+    if spec.event is not None:
+        cond = t.event == spec.event
+    for f in spec.filters:
+        cond = cond & filter_expr(engine, t, f)
+    return cond

@@ -1,0 +1,432 @@
+"""Funnels (漏斗): how many users go through steps 1 → 2 → … within a conversion window.
+
+``ordered`` (default) follows ClickHouse ``windowFunnel`` (default mode) exactly: an
+attempt starts at a step-1 event, every later step must happen within the window of that
+start (bound inclusive), steps at the same timestamp count in step order, a later step-1
+event starts a new attempt and the user's best attempt wins. It is computed level by
+level: for each step-k event, the latest start of a chain that reached step k-1 at or
+before it (a running max over a window) — the same answer as ClickHouse's per-user state
+machine because the start a chain carries only grows over time. The same Ibis
+expressions run on DuckDB and Spark (no engine-specific path).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from yunying.analytics.common import (
+    OTHER,
+    Breakdown,
+    DateRange,
+    Grain,
+    PropertyFilter,
+    apply_filters,
+    breakdown_column,
+    bucket,
+    engine_of,
+    events_in_range,
+    write_user_list,
+)
+from yunying.errors import YunyingError
+from yunying.i18n import t as tr
+
+FunnelMode = Literal["ordered", "strict", "unordered"]
+
+
+class FunnelStep(BaseModel):
+    """One step: an event name, optionally narrowed by property filters."""
+
+    event: str = Field(min_length=1, max_length=256)
+    filters: list[PropertyFilter] = Field(default_factory=list)
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.event
+
+
+class FunnelQuery(BaseModel):
+    """A funnel: step-1 events fall in ``dates``; later steps may run ``window`` past ``to``."""
+
+    steps: list[FunnelStep] = Field(min_length=2, max_length=20)
+    dates: DateRange
+    window_days: int = Field(default=14, ge=0, le=366)
+    # Overrides window_days when set (ClickHouse's window is in seconds).
+    window_seconds: int | None = Field(default=None, ge=0)
+    mode: FunnelMode = "ordered"
+    filters: list[PropertyFilter] = Field(default_factory=list)
+    exclusions: list[FunnelStep] = Field(default_factory=list)
+    breakdown: Breakdown | None = None
+    interval: Grain | None = None
+    time_to_convert: bool = True
+    histogram_bins: int = Field(default=10, ge=1, le=100)
+
+    @property
+    def window(self) -> timedelta:
+        if self.window_seconds is not None:
+            return timedelta(seconds=self.window_seconds)
+        return timedelta(days=self.window_days)
+
+
+class StepCount(BaseModel):
+    step: int
+    name: str
+    users: int
+    conversion: float  # of step 1
+    step_conversion: float  # of the previous step
+    drop_off: int  # reached this step, not the next
+
+
+class FunnelGroup(BaseModel):
+    value: str
+    steps: list[StepCount]
+
+
+class HistogramBin(BaseModel):
+    from_seconds: float
+    to_seconds: float
+    users: int
+
+
+class TimeToConvert(BaseModel):
+    users: int
+    median_seconds: float | None
+    p90_seconds: float | None
+    histogram: list[HistogramBin]
+
+
+class PeriodConversion(BaseModel):
+    period: str
+    entered: int
+    converted: int
+    rate: float
+
+
+class FunnelResult(BaseModel):
+    mode: FunnelMode
+    window_seconds: int
+    steps: list[StepCount]
+    groups: list[FunnelGroup] = Field(default_factory=list)
+    time_to_convert: TimeToConvert | None = None
+    over_time: list[PeriodConversion] = Field(default_factory=list)
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        headers = [
+            tr("funnel.col.group"), tr("funnel.col.step"), tr("funnel.col.name"),
+            tr("funnel.col.users"), tr("funnel.col.conversion"),
+            tr("funnel.col.step_conversion"), tr("funnel.col.drop_off"),
+        ]
+        rows: list[list[Any]] = []
+        for g in [FunnelGroup(value=tr("funnel.all"), steps=self.steps), *self.groups]:
+            for s in g.steps:
+                rows.append([
+                    g.value, s.step, s.name, s.users, f"{s.conversion:.2%}",
+                    f"{s.step_conversion:.2%}", s.drop_off,
+                ])
+        return headers, rows
+
+
+# ---------------------------------------------------------------------------------------
+# per-user levels
+# ---------------------------------------------------------------------------------------
+
+
+def _step_cond(engine: str, t: ir.Table, step: FunnelStep) -> ir.BooleanValue:
+    cond = t.event == step.event
+    for f in step.filters:
+        from yunying.analytics.common import filter_expr
+
+        cond = cond & filter_expr(engine, t, f)
+    return cond  # type: ignore[no-any-return]
+
+
+def _base(wh: Any, q: FunnelQuery) -> ir.Table:
+    """Events that can matter: in range (+window), globally filtered, of a step event."""
+    engine = engine_of(wh)
+    start, end = q.dates.utc_bounds(wh.settings.timezone)
+    t = wh.table("events")
+    t = t.filter(t.ts >= start, t.ts <= end + q.window)
+    t = apply_filters(engine, t, q.filters)
+    if q.mode != "strict":
+        t = t.filter(t.event.isin(sorted({s.event for s in q.steps})))
+    return t
+
+
+def _entries(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
+    """One row per (event, matching step): user_id, ts, k (1-based), step-1 only in range."""
+    engine = engine_of(wh)
+    start, end = q.dates.utc_bounds(wh.settings.timezone)
+    parts = []
+    for k, step in enumerate(q.steps, start=1):
+        cond = _step_cond(engine, t, step)
+        if k == 1:
+            cond = cond & (t.ts < end)
+        parts.append(t.filter(cond).select("user_id", "ts", k=ibis.literal(k, type="int32")))
+    return ibis.union(*parts, distinct=False)
+
+
+def _levels_ordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
+    """Generic Ibis path: user_id, level, ttc_seconds (fastest complete chain), start."""
+    e = _entries(wh, q, t)
+    w = q.window
+    lvl = e.filter(e.k == 1).select("user_id", "ts", start=e.ts)
+    per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
+    n = len(q.steps)
+    for k in range(2, n + 1):
+        prev = lvl.select("user_id", "ts", "start", kind=ibis.literal(0, type="int8"))
+        cand = e.filter(e.k == k).select(
+            "user_id", "ts", start=ibis.null(e.ts.type()), kind=ibis.literal(1, type="int8")
+        )
+        u = ibis.union(prev, cand, distinct=False)
+        win = ibis.window(
+            group_by=u.user_id, order_by=[u.ts, u.kind], preceding=None, following=0
+        )
+        u = u.mutate(best=u.start.max().over(win))
+        lvl = u.filter(u.kind == 1, u.best.notnull(), u.ts <= u.best + w).select(
+            "user_id", "ts", start=u.best
+        )
+        ttc = (lvl.ts.epoch_seconds() - lvl.start.epoch_seconds()).cast("float64")
+        per_level.append(
+            lvl.select(
+                "user_id",
+                k=ibis.literal(k, type="int32"),
+                ttc=ttc if k == n else ibis.null("float64"),
+            )
+        )
+    allk = ibis.union(*per_level, distinct=False)
+    return allk.group_by("user_id").aggregate(level=allk.k.max(), ttc_seconds=allk.ttc.min())
+
+
+def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
+    """Strict: consecutive steps must be consecutive events of the user (no other between).
+
+    Positions come from the user's whole (filtered) stream ordered by (ts, event_id).
+    """
+    engine = engine_of(wh)
+    _, end = q.dates.utc_bounds(wh.settings.timezone)
+    t = t.mutate(
+        pos=ibis.row_number().over(
+            ibis.window(group_by=t.user_id, order_by=[t.ts, t.event_id])
+        )
+    )
+    w = q.window
+    first = t.filter(_step_cond(engine, t, q.steps[0]) & (t.ts < end))
+    lvl = first.select("user_id", "pos", "ts", start=first.ts)
+    per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
+    n = len(q.steps)
+    for k in range(2, n + 1):
+        cand = t.filter(_step_cond(engine, t, q.steps[k - 1])).select(
+            c_user="user_id", c_pos="pos", c_ts="ts"
+        )
+        j = lvl.join(
+            cand,
+            [lvl.user_id == cand.c_user, cand.c_pos == lvl.pos + 1],
+        )
+        j = j.filter(j.c_ts <= j.start + w)
+        lvl = j.select(user_id=j.c_user, pos=j.c_pos, ts=j.c_ts, start=j.start)
+        ttc = (lvl.ts.epoch_seconds() - lvl.start.epoch_seconds()).cast("float64")
+        per_level.append(
+            lvl.select(
+                "user_id",
+                k=ibis.literal(k, type="int32"),
+                ttc=ttc if k == n else ibis.null("float64"),
+            )
+        )
+    allk = ibis.union(*per_level, distinct=False)
+    return allk.group_by("user_id").aggregate(level=allk.k.max(), ttc_seconds=allk.ttc.min())
+
+
+def _levels_unordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
+    """Any order: from an anchor step event, how many distinct steps occur within the window.
+
+    The anchor must be in the date range; level = best anchor's count of distinct steps.
+    """
+    engine = engine_of(wh)
+    _, end = q.dates.utc_bounds(wh.settings.timezone)
+    w = q.window
+    win = ibis.range_window(group_by=t.user_id, order_by=t.ts, preceding=0, following=None)
+    cols: dict[str, ir.Value] = {}
+    any_step: ir.BooleanValue | None = None
+    for k, step in enumerate(q.steps, start=1):
+        c = _step_cond(engine, t, step)
+        any_step = c if any_step is None else (any_step | c)
+        cols[f"n{k}"] = ibis.ifelse(c, t.ts, ibis.null(t.ts.type())).min().over(win)
+    assert any_step is not None
+    m = t.filter(any_step).mutate(**cols)
+    within = [ibis.ifelse(m[f"n{k}"] <= m.ts + w, 1, 0) for k in range(1, len(q.steps) + 1)]
+    last = ibis.greatest(*[m[f"n{k}"] for k in range(1, len(q.steps) + 1)])
+    score = sum(within[1:], within[0])
+    m = m.filter(m.ts < end).mutate(score=score, span=(last.epoch_seconds() - m.ts.epoch_seconds()))
+    n = len(q.steps)
+    return m.group_by("user_id").aggregate(
+        level=m.score.max(),
+        ttc_seconds=ibis.ifelse(m.score == n, m.span, ibis.null("int64")).min().cast("float64"),
+    )
+
+
+def _exclude(wh: Any, q: FunnelQuery, t: ir.Table, levels: ir.Table) -> ir.Table:
+    """Drop users with an exclusion event within the window after their first step-1 event."""
+    if not q.exclusions:
+        return levels
+    engine = engine_of(wh)
+    start, end = q.dates.utc_bounds(wh.settings.timezone)
+    ev = wh.table("events")
+    ev = apply_filters(engine, ev.filter(ev.ts >= start, ev.ts <= end + q.window), q.filters)
+    s1 = ev.filter(_step_cond(engine, ev, q.steps[0]) & (ev.ts < end))
+    first = s1.group_by("user_id").aggregate(s0=s1.ts.min())
+    cond: ir.BooleanValue | None = None
+    for x in q.exclusions:
+        c = _step_cond(engine, ev, x)
+        cond = c if cond is None else (cond | c)
+    ex = ev.filter(cond).select(x_user="user_id", x_ts="ts")
+    j = first.join(ex, first.user_id == ex.x_user)
+    bad = j.filter(j.x_ts >= j.s0, j.x_ts <= j.s0 + q.window).select("user_id").distinct()
+    return levels.anti_join(bad, "user_id")
+
+
+def funnel_levels(wh: Any, q: FunnelQuery) -> ir.Table:
+    """Per user: ``level`` (last step reached, 1..n) and ``ttc_seconds`` (if completed)."""
+    engine_of(wh)
+    t = _base(wh, q)
+    if q.mode == "strict":
+        levels = _levels_strict(wh, q, t)
+    elif q.mode == "unordered":
+        levels = _levels_unordered(wh, q, t)
+    else:
+        levels = _levels_ordered(wh, q, t)
+    return _exclude(wh, q, t, levels)
+
+
+# ---------------------------------------------------------------------------------------
+# runner
+# ---------------------------------------------------------------------------------------
+
+
+def _step_counts(q: FunnelQuery, level_counts: dict[int, int]) -> list[StepCount]:
+    n = len(q.steps)
+    reached = [sum(c for lv, c in level_counts.items() if lv >= k) for k in range(1, n + 1)]
+    out = []
+    for i, step in enumerate(q.steps):
+        users = reached[i]
+        first = reached[0]
+        prev = reached[i - 1] if i else users
+        nxt = reached[i + 1] if i + 1 < n else users
+        out.append(
+            StepCount(
+                step=i + 1,
+                name=step.name,
+                users=users,
+                conversion=users / first if first else 0.0,
+                step_conversion=users / prev if prev else 0.0,
+                drop_off=users - nxt,
+            )
+        )
+    return out
+
+
+def _user_breakdown(wh: Any, q: FunnelQuery, bd: Breakdown) -> ir.Table:
+    """Each user's breakdown value: the value on their first step-1 event in range."""
+    engine = engine_of(wh)
+    t = events_in_range(wh, q.dates, q.filters)
+    t = t.filter(_step_cond(engine, t, q.steps[0]))
+    t, _ = breakdown_column(wh, t, bd)
+    ranked = t.mutate(
+        _rn=ibis.row_number().over(ibis.window(group_by=t.user_id, order_by=[t.ts, t.event_id]))
+    )
+    return ranked.filter(ranked._rn == 0).select("user_id", "_bd")
+
+
+def _first_start(wh: Any, q: FunnelQuery, grain: str) -> ir.Table:
+    engine = engine_of(wh)
+    t = events_in_range(wh, q.dates, q.filters)
+    t = t.filter(_step_cond(engine, t, q.steps[0]))
+    f = t.group_by("user_id").aggregate(s0=t.ts.min())
+    return f.select("user_id", period=bucket(engine, f.s0, grain, wh.settings.timezone))
+
+
+def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
+    """Run a funnel on the warehouse (DuckDB or Spark) and return counts per step."""
+    levels = funnel_levels(wh, q)
+    counts_df = wh.execute(levels.group_by("level").aggregate(users=levels.count()))
+    counts = {int(r.level): int(r.users) for r in counts_df.itertuples()}
+    res = FunnelResult(
+        mode=q.mode,
+        window_seconds=int(q.window.total_seconds()),
+        steps=_step_counts(q, counts),
+    )
+    if q.breakdown is not None:
+        ub = _user_breakdown(wh, q, q.breakdown)
+        j = levels.join(ub, "user_id")
+        df = wh.execute(j.group_by(["_bd", "level"]).aggregate(users=j.count()))
+        groups: dict[str, dict[int, int]] = {}
+        for r in df.itertuples():
+            groups.setdefault(str(r._1), {})[int(r.level)] = int(r.users)
+        ordered = sorted(
+            groups.items(),
+            key=lambda kv: (kv[0] == OTHER, -sum(kv[1].values()), kv[0]),
+        )
+        res.groups = [FunnelGroup(value=v, steps=_step_counts(q, c)) for v, c in ordered]
+    if q.time_to_convert:
+        done = levels.filter(levels.level == len(q.steps))
+        secs = wh.execute(done.select("ttc_seconds"))["ttc_seconds"].dropna().to_numpy(float)
+        res.time_to_convert = _ttc(secs, q.histogram_bins)
+    if q.interval is not None:
+        fs = _first_start(wh, q, q.interval)
+        j = fs.join(levels, "user_id")
+        df = wh.execute(
+            j.group_by("period").aggregate(
+                entered=j.count(),
+                converted=(j.level == len(q.steps)).cast("int64").sum(),
+            ).order_by("period")
+        )
+        res.over_time = [
+            PeriodConversion(
+                period=pd.Timestamp(r.period).isoformat(),
+                entered=int(r.entered),
+                converted=int(r.converted),
+                rate=int(r.converted) / int(r.entered) if int(r.entered) else 0.0,
+            )
+            for r in df.itertuples()
+        ]
+    return res
+
+
+def _ttc(secs: np.ndarray, bins: int) -> TimeToConvert:
+    if secs.size == 0:
+        return TimeToConvert(users=0, median_seconds=None, p90_seconds=None, histogram=[])
+    hi = float(secs.max())
+    edges = np.linspace(0.0, hi if hi > 0 else 1.0, bins + 1)
+    hist, _ = np.histogram(secs, bins=edges)
+    return TimeToConvert(
+        users=int(secs.size),
+        median_seconds=float(np.median(secs)),
+        p90_seconds=float(np.quantile(secs, 0.9)),
+        histogram=[
+            HistogramBin(from_seconds=float(edges[i]), to_seconds=float(edges[i + 1]), users=int(h))
+            for i, h in enumerate(hist)
+        ],
+    )
+
+
+def funnel_users(wh: Any, q: FunnelQuery, step: int, converted: bool = False) -> ir.Table:
+    """Users who reached ``step`` and dropped off before the next (or, ``converted``, all
+    who reached it) — for ``export_users``."""
+    if not 1 <= step <= len(q.steps):
+        raise YunyingError("funnel.bad_step", step=step, steps=len(q.steps))
+    lv = funnel_levels(wh, q)
+    cond = lv.level >= step if converted else lv.level == step
+    return lv.filter(cond).select("user_id")
+
+
+def export_funnel_users(
+    wh: Any, q: FunnelQuery, step: int, path: str, converted: bool = False
+) -> int:
+    ids = wh.execute(funnel_users(wh, q, step, converted))["user_id"].tolist()
+    return write_user_list([str(x) for x in ids], path)

@@ -1,0 +1,231 @@
+"""Retention (留存): of the users who started in a period, how many came back N periods later.
+
+Cohorts (同期群) are formed by a start event: a user's first-ever start event, their first
+start event in the date range, or every start event (recurring: a user joins one cohort per
+period in which they did it). ``classic`` counts users with a return event *in* period N;
+``rolling`` (unbounded) counts users with a return event in period N *or later*.
+Periods are local days/weeks/months of the project time zone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+from pydantic import BaseModel, Field
+
+from yunying.analytics.common import (
+    DateRange,
+    EventSpec,
+    PropertyFilter,
+    apply_filters,
+    engine_of,
+    event_cond,
+    period_index,
+    period_label,
+    write_user_list,
+)
+from yunying.errors import YunyingError
+from yunying.i18n import t as tr
+
+CohortBy = Literal["first_ever", "first_in_range", "recurring"]
+RetentionPeriod = Literal["day", "week", "month"]
+SUMMARY_DAYS = (1, 7, 30)
+
+
+class RetentionQuery(BaseModel):
+    """Cohorts start in ``dates``; return events are counted up to ``periods`` later."""
+
+    start_event: str = Field(min_length=1)
+    start_filters: list[PropertyFilter] = Field(default_factory=list)
+    return_event: str | None = None  # None = any event
+    return_filters: list[PropertyFilter] = Field(default_factory=list)
+    cohort: CohortBy = "first_ever"
+    period: RetentionPeriod = "day"
+    periods: int = Field(default=7, ge=1, le=400)
+    method: Literal["classic", "rolling"] = "classic"
+    dates: DateRange
+    filters: list[PropertyFilter] = Field(default_factory=list)
+
+
+class RetentionCohort(BaseModel):
+    cohort: str  # local start of the cohort period
+    size: int
+    retained: list[int]  # index N = users retained in period N (0..periods)
+    rates: list[float | None]  # retained / size; None where period N is not over yet
+
+
+class RetentionSummary(BaseModel):
+    day: int
+    users: int  # cohort users for whom day N is observable
+    retained: int
+    rate: float | None
+
+
+class RetentionResult(BaseModel):
+    period: RetentionPeriod
+    method: Literal["classic", "rolling"]
+    cohorts: list[RetentionCohort]
+    total: RetentionCohort  # all cohorts together, weighted by size
+    summary: list[RetentionSummary]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        n = len(self.total.retained)
+        headers = [tr("retention.col.cohort"), tr("retention.col.size")] + [
+            f"{tr('retention.col.period_' + self.period)} {i}" for i in range(n)
+        ]
+        rows: list[list[Any]] = []
+        for c in [*self.cohorts, self.total]:
+            rows.append(
+                [c.cohort, c.size]
+                + [("" if r is None else f"{r:.1%}") for r in c.rates]
+            )
+        return headers, rows
+
+
+def _cohorts(wh: Any, q: RetentionQuery) -> ir.Table:
+    """(user_id, c: cohort period index, cday: cohort local day index)."""
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    t = apply_filters(engine, wh.table("events"), q.filters)
+    start, end = q.dates.utc_bounds(tz)
+    s = t.filter(event_cond(engine, t, EventSpec(event=q.start_event, filters=q.start_filters)))
+    if q.cohort == "first_ever":
+        s = s.filter(s.ts < end)
+        f = s.group_by("user_id").aggregate(ts=s.ts.min())
+        f = f.filter(f.ts >= start)
+    elif q.cohort == "first_in_range":
+        s = s.filter(s.ts >= start, s.ts < end)
+        f = s.group_by("user_id").aggregate(ts=s.ts.min())
+    else:
+        f = s.filter(s.ts >= start, s.ts < end).select("user_id", "ts")
+    f = f.mutate(
+        c=period_index(engine, f.ts, q.period, tz), cday=period_index(engine, f.ts, "day", tz)
+    )
+    if q.cohort == "recurring":
+        # one cohort per user and period: the first start event in it
+        f = f.group_by(["user_id", "c"]).aggregate(cday=f.cday.min())
+    return f.select("user_id", "c", "cday")
+
+
+def _returns(wh: Any, q: RetentionQuery) -> ir.Table:
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    t = apply_filters(engine, wh.table("events"), q.filters)
+    start, _ = q.dates.utc_bounds(tz)
+    r = t.filter(
+        event_cond(engine, t, EventSpec(event=q.return_event, filters=q.return_filters)),
+        t.ts >= start,
+    )
+    r = r.select(
+        "user_id", p=period_index(engine, r.ts, q.period, tz), d=period_index(engine, r.ts, "day", tz)
+    )
+    return r.distinct()
+
+
+def _matched(wh: Any, q: RetentionQuery) -> tuple[ir.Table, ir.Table]:
+    c = _cohorts(wh, q)
+    r = _returns(wh, q).rename(r_user="user_id")
+    j = c.join(r, [c.user_id == r.r_user, r.p >= c.c])
+    j = j.select("user_id", "c", "cday", n=j.p - j.c, dn=j.d - j.cday)
+    return c, j
+
+
+def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
+    """Cohort matrix, the all-cohorts row and D1/D7/D30 on the warehouse."""
+    engine = engine_of(wh)
+    c, j = _matched(wh, q)
+    sizes = wh.execute(c.group_by("c").aggregate(size=c.count()))
+    size = {int(r.c): int(r.size) for r in sizes.itertuples()}
+    jj = j.filter(j.n <= q.periods)
+    if q.method == "classic":
+        cells = (
+            jj.select("user_id", "c", "n").distinct().group_by(["c", "n"]).aggregate(users=ibis._.count())
+        )
+    else:
+        last = j.group_by(["user_id", "c"]).aggregate(mx=j.n.max())
+        # rolling: retained at N when any return at N or later; expand via N <= max
+        nums = ibis.memtable({"n": list(range(q.periods + 1))})
+        x = last.cross_join(nums)
+        x = x.filter(x.n <= x.mx)
+        cells = x.group_by(["c", "n"]).aggregate(users=x.count())
+    cdf = wh.execute(cells)
+    grid: dict[int, list[int]] = {k: [0] * (q.periods + 1) for k in size}
+    for r in cdf.itertuples():
+        if int(r.c) in grid and 0 <= int(r.n) <= q.periods:
+            grid[int(r.c)][int(r.n)] = int(r.users)
+    # last observable period: the latest event in the warehouse bounds what can be seen
+    ev = wh.table("events")
+    mx = wh.execute(ev.ts.max())
+    tz = wh.settings.timezone
+    last_day: int | None = None
+    last_p: int | None = None
+    if mx is not None and str(mx) != "NaT":
+        one = ibis.memtable({"ts": [mx]}).mutate(ts=ibis._.ts.cast("timestamp"))
+        row = wh.execute(
+            one.select(
+                p=period_index(engine, one.ts, q.period, tz), d=period_index(engine, one.ts, "day", tz)
+            )
+        )
+        last_p, last_day = int(row.p[0]), int(row.d[0])
+    cohorts = []
+    tot_size = 0
+    tot_ret = [0] * (q.periods + 1)
+    tot_base = [0] * (q.periods + 1)
+    for k in sorted(grid):
+        rates: list[float | None] = []
+        for n in range(q.periods + 1):
+            seen = last_p is not None and k + n <= last_p
+            rates.append(grid[k][n] / size[k] if seen and size[k] else None)
+            if seen:
+                tot_ret[n] += grid[k][n]
+                tot_base[n] += size[k]
+        tot_size += size[k]
+        cohorts.append(
+            RetentionCohort(cohort=period_label(k, q.period), size=size[k], retained=grid[k], rates=rates)
+        )
+    total = RetentionCohort(
+        cohort=tr("retention.all"),
+        size=tot_size,
+        retained=tot_ret,
+        rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
+    )
+    summary = []
+    for dn in SUMMARY_DAYS:
+        if last_day is None:
+            summary.append(RetentionSummary(day=dn, users=0, retained=0, rate=None))
+            continue
+        elig = c.filter(c.cday + dn <= last_day)
+        hit = j.filter(j.dn == dn, j.cday + dn <= last_day).select("user_id", "c").distinct()
+        if q.method == "rolling":
+            hit = j.filter(j.dn >= dn, j.cday + dn <= last_day).select("user_id", "c").distinct()
+        users = int(wh.execute(elig.count()))
+        ret = int(wh.execute(hit.count()))
+        summary.append(
+            RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
+        )
+    return RetentionResult(
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
+    )
+
+
+def retained_users(wh: Any, q: RetentionQuery, cohort: str, n: int, retained: bool) -> list[str]:
+    """Users of one cohort (its label) retained (or not) in period ``n`` — for targeting."""
+    if not 0 <= n <= q.periods:
+        raise YunyingError("retention.bad_period", n=n, periods=q.periods)
+    c, j = _matched(wh, q)
+    cdf = wh.execute(c.select("user_id", "c"))
+    members = {str(r.user_id) for r in cdf.itertuples() if period_label(int(r.c), q.period) == cohort}
+    if not members:
+        raise YunyingError("retention.bad_cohort", cohort=cohort)
+    hit_expr = j.filter(j.n == n) if q.method == "classic" else j.filter(j.n >= n)
+    hdf = wh.execute(hit_expr.select("user_id", "c").distinct())
+    hits = {str(r.user_id) for r in hdf.itertuples() if period_label(int(r.c), q.period) == cohort}
+    return sorted(hits if retained else members - hits)
+
+
+def export_retention_users(
+    wh: Any, q: RetentionQuery, cohort: str, n: int, path: str, retained: bool = True
+) -> int:
+    return write_user_list(retained_users(wh, q, cohort, n, retained), path)
