@@ -150,3 +150,29 @@ def test_journal_survives_reopen(tmp_path: Any) -> None:
     assert j2.counts() == {"journaled": 1, "pending": 1}
     j2.close()
     assert journal_path.__name__ == "journal_path"
+
+
+def test_group_commit_accepts_each_id_once_under_concurrency(tmp_path: Any) -> None:
+    """Eight threads send overlapping ids at once: every id is 'new' for exactly one of them."""
+    import threading
+
+    j = Journal(tmp_path / "g.db")
+    results: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+
+    def send(worker: int) -> None:
+        for b in range(10):
+            rows = [(f"id{(worker + b + i) % 150}", "view", "u", "2026-01-01 00:00:00", None, None, None) for i in range(20)]
+            out = j.write(rows)
+            with lock:
+                results.extend((r[0], new) for r, new in zip(rows, out, strict=True))
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    new_ids = [i for i, new in results if new]
+    assert len(new_ids) == len(set(new_ids)) == len({i for i, _ in results})
+    assert j.counts()["journaled"] == len(set(new_ids))
+    j.close()

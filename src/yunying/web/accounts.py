@@ -10,6 +10,8 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -269,15 +271,36 @@ def revoke_api_key(url: str, key_id: int, actor: str = "cli") -> ApiKey:
             raise YunyingError("web.key_unknown", id=key_id)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
+    with _key_cache_lock:
+        _key_cache.clear()
     audit(url, actor, "apikey.revoke", f"{key.id}:{key.name}")
     return key
+
+
+# Capture SDKs send a key with every batch: remember answers briefly. A revocation made in
+# this process clears the memory at once; one made elsewhere (the CLI, another worker)
+# takes effect within KEY_CACHE_SECONDS.
+KEY_CACHE_SECONDS = 5.0
+_key_cache: dict[str, tuple[float, Principal | None]] = {}
+_key_cache_lock = threading.Lock()
 
 
 def key_principal(url: str, secret: str) -> Principal | None:
     if not secret.startswith(KEY_PREFIX):
         return None
+    digest = sha256(secret)
+    now = time.monotonic()
+    with _key_cache_lock:
+        hit = _key_cache.get(url + digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     with session_scope(url) as s:
-        key = s.scalar(select(ApiKey).where(ApiKey.key_hash == sha256(secret)))
-        if key is None or key.revoked_at is not None:
-            return None
-        return Principal("apikey", f"apikey:{key.id}:{key.name}", SCOPE_PERMISSIONS[key.scope])
+        key = s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        p = None
+        if key is not None and key.revoked_at is None:
+            p = Principal("apikey", f"apikey:{key.id}:{key.name}", SCOPE_PERMISSIONS[key.scope])
+    with _key_cache_lock:
+        if len(_key_cache) > 10_000:
+            _key_cache.clear()
+        _key_cache[url + digest] = (now + KEY_CACHE_SECONDS, p)
+    return p

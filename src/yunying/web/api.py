@@ -10,7 +10,7 @@ import secrets
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -257,7 +257,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
 
     # -- capture ----------------------------------------------------------------------
     @r.post("/capture", response_model=CaptureResult, tags=["capture"], openapi_extra=CAPTURE_SCHEMA)
-    async def capture(request: Request, p: Principal = Depends(require("capture"))) -> CaptureResult:
+    async def capture(request: Request, p: Principal = Depends(require("capture"))) -> Response:
         """Up to 1,000 events or 1 MiB per batch; each answered accepted, duplicate or rejected.
 
         An accepted event is in the durable journal before this answer is sent.
@@ -285,7 +285,8 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         if len(events) > MAX_EVENTS:
             raise YunyingError("capture.too_many", max=MAX_EVENTS, count=len(events))
         journal = request.app.state.journal
-        return await run_in_threadpool(capture_batch, journal, events, t)
+        result = await run_in_threadpool(capture_batch, journal, events, t)
+        return Response(json.dumps(result, ensure_ascii=False).encode(), media_type="application/json")
 
     @r.post("/capture/flush", response_model=FlushResult, tags=["capture"])
     def capture_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> FlushResult:
