@@ -24,12 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.web.server import Server  # noqa: E402
+
 from yunying.appdb import open_appdb  # noqa: E402
 from yunying.config import load_settings  # noqa: E402
 from yunying.web.accounts import create_api_key, ensure_user  # noqa: E402
