@@ -42,9 +42,11 @@ def build(
     n_users: int = 4000,
     lift: float = 0.3,
     seed: int = 5,
+    rate: float = 0.15,
 ) -> dict[str, str | None]:
     """Users, exposures, pre- and post-period orders and clicks; variant b converts better."""
     rng = np.random.default_rng(seed)
+    rate_base = rate
     uids = [f"u{i:06d}" for i in range(n_users)]
     wh.append_arrow(
         "users",
@@ -66,7 +68,7 @@ def build(
             continue
         boost = 1 + lift if v == "b" else 1.0
         for period, sign in (("pre", -1), ("post", 1)):
-            rate = 0.15 * propensity[i] * (boost if period == "post" else 1.0)
+            rate = rate_base * propensity[i] * (boost if period == "post" else 1.0)
             k = rng.poisson(rate)
             for j in range(k):
                 o_ids.append(f"o-{u}-{period}-{j}")
