@@ -356,3 +356,17 @@ def test_same_import_on_every_engine(any_wh: Warehouse, settings: Settings, tmp_
     assert [str(x) for x in df["amount"]] == ["10.10", "20.20", "0.01"]
     assert [str(x) for x in df["ts"]] == ["2024-01-01 00:00:00"] * 3
     assert json.loads(df["properties"][0]) == {"note": "hi"}
+
+
+def test_benchmark_runs_on_a_tiny_size(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "import_bench.py"
+    spec = importlib.util.spec_from_file_location("import_bench", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = mod.bench(2_000, tmp_path)
+    assert [r["format"] for r in results] == ["csv", "parquet"]
+    for r in results:
+        assert r["rows"] == 2_000 and float(r["ratio"]) > 0 and float(r["yunying_peak_mib"]) > 10

@@ -660,7 +660,7 @@ def _move_chunk(
         params: dict[str, Any] = {"lo": lo, "hi": hi, "files": files}
     else:
         sql, params = cand, {"lo": lo, "hi": hi}
-    data = con.execute(sql, params).to_arrow_table()
+    data = con.sql(sql, params=params).to_arrow_table()
     assert data is not None
     if data.num_rows:
         wh.append_arrow(c.table, data)
