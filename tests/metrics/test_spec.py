@@ -136,3 +136,19 @@ def test_unknown_library(tmp_path: Path) -> None:
     with pytest.raises(YunyingError) as e:
         load_registry(s)
     assert "nope" in e.value.message("en")
+
+
+def test_catalogs_have_the_same_keys_and_placeholders() -> None:
+    import json
+    import re
+    from importlib import resources
+
+    root = resources.files("yunying") / "locale"
+    en = json.loads((root / "en" / "metrics.json").read_text(encoding="utf-8"))
+    zh = json.loads((root / "zh_CN" / "metrics.json").read_text(encoding="utf-8"))
+    assert en.keys() == zh.keys() and all(k.startswith("metrics.") for k in en)
+    for k in en:
+        assert set(re.findall(r"{(\w+)}", en[k])) == set(re.findall(r"{(\w+)}", zh[k])), k
+    with pytest.raises(YunyingError) as e:
+        registry_from_texts({"m.yaml": GOOD.replace("views\n    label", "views\n    labl")})
+    assert "m.yaml:" in e.value.message("zh_CN") and "字段" in e.value.message("zh_CN")

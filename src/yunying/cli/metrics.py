@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
+from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, err_console, settings_for
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
@@ -177,7 +177,7 @@ def whatif_cmd(
         res = whatif(wh, reg, name, p, changes)
     if save:
         path = save_scenario(s, Scenario(name=save, metric=name, period=p.label(), changes=res.changes, description=description))
-        console.print(t("metrics.scenario.saved", path=str(path)))
+        err_console.print(t("metrics.scenario.saved", path=str(path)))
     emit(res, fmt, title=t("metrics.whatif.title", name=name, period=p.label()))
 
 
