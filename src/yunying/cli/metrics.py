@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, err_console, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    err_console,
+    settings_for,
+)
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
