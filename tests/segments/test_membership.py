@@ -137,3 +137,37 @@ def test_tags_add_remove_bulk(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(YunyingError) as e:
         read_user_csv(tmp_path / "missing.csv")
     assert e.value.key == "tag.read_failed"
+
+
+def test_eligibility_for_the_tools(settings: Settings, wh: Warehouse) -> None:
+    from yunying.segments.eligibility import SegmentEligibility
+
+    load(wh)
+    create_segment(settings, wh, SegmentSpec(name="viewers", rule=VIEWED_30D), as_of=AS_OF, now=T0)
+    elig = SegmentEligibility(settings, wh)
+    assert elig.is_member("viewers", "u1") and not elig.is_member("viewers", "u4")
+    assert elig.first_seen("u3") == datetime(2026, 10, 20, 12, 0)
+    assert elig.first_seen("nobody") is None
+    with pytest.raises(YunyingError):
+        elig.is_member("no-such-segment", "u1")
+
+
+def test_tools_module_uses_segment_eligibility(settings: Settings, wh: Warehouse) -> None:
+    from yunying.engage.schemas import IssueRequest, ToolSpec
+    from yunying.engage.service import create_tool, issue
+    from yunying.segments.eligibility import SegmentEligibility
+
+    load(wh)
+    create_segment(settings, wh, SegmentSpec(name="viewers", rule=VIEWED_30D), as_of=AS_OF, now=T0)
+    url = settings.appdb_url
+    create_tool(url, ToolSpec(
+        id="newbie", kind="voucher", name="新人券", starts_at=datetime(2026, 10, 1),
+        ends_at=datetime(2026, 12, 1), rules={"amount": "10"}, segment="viewers", new_user_days=30,
+    ))
+    elig = SegmentEligibility(settings, wh)
+    at = datetime(2026, 10, 25)
+    assert issue(url, IssueRequest(key="k3", tool_id="newbie", user_id="u3", at=at), elig).user_id == "u3"
+    for user, key in (("u4", "engage.not_eligible_segment"), ("u1", "engage.not_new_user")):
+        with pytest.raises(YunyingError) as e:
+            issue(url, IssueRequest(key=f"k-{user}", tool_id="newbie", user_id=user, at=at), elig)
+        assert e.value.key == key
