@@ -138,6 +138,11 @@ class FunnelResult(BaseModel):
 # ---------------------------------------------------------------------------------------
 
 
+def _iv(q: FunnelQuery) -> ir.IntervalScalar:
+    """The window as an Ibis interval in seconds (a zero timedelta has no inferable unit)."""
+    return ibis.interval(int(q.window.total_seconds()), unit="s")
+
+
 def _step_cond(engine: str, t: ir.Table, step: FunnelStep) -> ir.BooleanValue:
     cond = t.event == step.event
     for f in step.filters:
@@ -175,7 +180,7 @@ def _entries(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
 def _levels_ordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     """Generic Ibis path: user_id, level, ttc_seconds (fastest complete chain), start."""
     e = _entries(wh, q, t)
-    w = q.window
+    w = _iv(q)
     lvl = e.filter(e.k == 1).select("user_id", "ts", start=e.ts)
     per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
     n = len(q.steps)
@@ -216,7 +221,7 @@ def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
             ibis.window(group_by=t.user_id, order_by=[t.ts, t.event_id])
         )
     )
-    w = q.window
+    w = _iv(q)
     first = t.filter(_step_cond(engine, t, q.steps[0]) & (t.ts < end))
     lvl = first.select("user_id", "pos", "ts", start=first.ts)
     per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
@@ -250,7 +255,7 @@ def _levels_unordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     """
     engine = engine_of(wh)
     _, end = q.dates.utc_bounds(wh.settings.timezone)
-    w = q.window
+    w = _iv(q)
     win = ibis.range_window(group_by=t.user_id, order_by=t.ts, preceding=0, following=None)
     cols: dict[str, ir.Value] = {}
     any_step: ir.BooleanValue | None = None
@@ -287,7 +292,7 @@ def _exclude(wh: Any, q: FunnelQuery, t: ir.Table, levels: ir.Table) -> ir.Table
         cond = c if cond is None else (cond | c)
     ex = ev.filter(cond).select(x_user="user_id", x_ts="ts")
     j = first.join(ex, first.user_id == ex.x_user)
-    bad = j.filter(j.x_ts >= j.s0, j.x_ts <= j.s0 + q.window).select("user_id").distinct()
+    bad = j.filter(j.x_ts >= j.s0, j.x_ts <= j.s0 + _iv(q)).select("user_id").distinct()
     return levels.anti_join(bad, "user_id")
 
 
