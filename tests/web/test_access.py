@@ -54,6 +54,7 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
     ("GET", "/analysis/{name}", "/analysis/funnel", None, None),
     ("POST", "/analysis/{name}/run", "/analysis/funnel/run", None, {"steps": "view, pay", "query": '{"dates": {"from": "2026-03-01", "to": "2026-03-05"}}'}),
     ("GET", "/analysis/{name}/export.csv", "/analysis/funnel/export.csv?query=" + __import__("json").dumps(FUNNEL), None, None),
+    ("GET", "/analysis/rfm/members.csv", "/analysis/rfm/members.csv?group=&query={}", None, None),
     ("GET", "/insights", "/insights", None, None),
     ("POST", "/insights/save", "/insights/save", None, {"name": "n", "kind": "overview", "query": "{}"}),
     ("GET", "/s/i/{token}", "/s/i/nope", None, None),

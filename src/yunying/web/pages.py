@@ -129,12 +129,13 @@ def example_query(name: str, as_of: dt.date | None) -> dict[str, Any]:
     """A query that fills the form: the last 30 days of data, demo-friendly choices."""
     end = as_of or dt.date.today()
     dates = {"from": (end - dt.timedelta(days=29)).isoformat(), "to": end.isoformat()}
+    wide = {"from": (end - dt.timedelta(days=89)).isoformat(), "to": end.isoformat()}
     examples: dict[str, dict[str, Any]] = {
         "funnel": {"steps": [{"event": "view"}, {"event": "add_to_cart"}, {"event": "pay"}], "dates": dates},
-        "trends": {"dates": dates},
-        "retention": {"dates": dates},
-        "lifecycle": {"dates": dates},
-        "stickiness": {"dates": dates},
+        "trends": {"event": "view", "measure": "users", "grain": "day", "dates": dates},
+        "retention": {"start_event": "sign_up", "period": "week", "periods": 8, "dates": wide},
+        "lifecycle": {"grain": "week", "dates": wide},
+        "stickiness": {"period": "week", "dates": dates},
     }
     return examples.get(name, {})
 
@@ -168,7 +169,7 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
         raise YunyingError("web.bad_field", field=field, reason=first["msg"]) from e
 
 
-def result_view(name: str, result: BaseModel) -> dict[str, Any]:
+def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]:
     """Table rows plus the chart that suits the analysis (drawn on the server as SVG)."""
     from yunying.web.views import chart_for
 
@@ -180,7 +181,7 @@ def result_view(name: str, result: BaseModel) -> dict[str, Any]:
     else:
         data = result.model_dump(mode="json")
         headers, rows = ["key", "value"], [[k, v] for k, v in data.items()]
-    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result)}
+    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result, query)}
 
 
 def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
@@ -306,7 +307,8 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         TEMPLATES.env.globals["project_tz"] = request.app.state.settings.timezone
         return TEMPLATES.TemplateResponse(
             request, "result.html",
-            {"name": name, "query": q.model_dump_json(by_alias=True), "p": p, "csrf": p.csrf_token, **result_view(name, result)},
+            {"name": name, "query": q.model_dump_json(by_alias=True), "p": p, "csrf": p.csrf_token,
+             **result_view(name, result, q.model_dump_json(by_alias=True))},
         )
 
     @r.get("/analysis/{name}/export.csv")
@@ -328,6 +330,25 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             buf.getvalue().encode("utf-8-sig"), media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
+
+    @r.get("/analysis/rfm/members.csv")
+    def rfm_members(request: Request, group: str = "", query: str = "{}", p: Principal = Depends(require("read"))) -> Response:
+        """Members of one RFM class or segment (or all users) as CSV."""
+        import tempfile
+        from pathlib import Path
+
+        a = analyses.get("rfm")
+        if a is None:
+            raise YunyingError("web.analysis_missing", name="rfm")
+        from yunying.analytics.rfm import export_rfm_users
+
+        q = _parse_query(a, query)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "members.csv"
+            request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))
+            data = out.read_bytes()
+        name = f"rfm-{group or 'all'}.csv".replace('"', "")
+        return Response(data, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # -- insights (saved) -------------------------------------------------------------
     @r.get("/insights")

@@ -181,14 +181,14 @@ def _series_from_rows(result: BaseModel) -> Markup:
     return charts.line_chart([str(v) for v in x], series)
 
 
-def chart_for(name: str, result: BaseModel) -> Markup:
+def chart_for(name: str, result: BaseModel, query: str = "") -> Markup:
     """The chart that suits the analysis; a generic one from the result's rows otherwise."""
     from yunying.web import charts_custom
 
     special = charts_custom.CHARTS.get(name)
     if special is not None:
         try:
-            out = special(result)
+            out = special(result, query)
             if out:
                 return out
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
