@@ -504,13 +504,15 @@ def assign(
     refresh_segment: bool = False,
     as_of: datetime | None = None,
 ) -> AssignResult:
-    """Assign the segment's current members to treatment/holdout; write only new events."""
+    """Assign the segment's current members to treatment/holdout; write only new events.
+
+    The campaign row stays locked (PostgreSQL) from reading the existing events to
+    recording the counts, so two concurrent runs cannot both write the same users.
+    """
     _check_actor("assign", actor, role)
     at = now or utcnow()
     url = segments.appdb_url(settings)
     c = get_campaign(settings, campaign_id)
-    with session_scope(url) as s:
-        salt = _row(s, campaign_id).salt
     if c.status not in ACTIONS["assign"][0]:
         raise YunyingError(
             "campaign.cannot_assign", id=campaign_id, status=t(f"campaign.status.{c.status}")
@@ -518,43 +520,26 @@ def assign(
     if refresh_segment and segments.get_segment(settings, c.segment).kind == "dynamic":
         segments.refresh(settings, wh, c.segment, as_of=as_of, now=at)
     ids = segments.members(settings, c.segment)
-
-    wh.refresh()
-    ev = wh.table("events")
-    prefix = f"ca-{campaign_id}-"
-    done = wh.execute(
-        ev.filter(ev.event == ASSIGN_EVENT, ev.event_id.startswith(prefix)).select(
-            "event_id", "user_id"
-        )
-    )
-    existing_ids = set(done["event_id"].tolist())
-    assigned_users = set(str(u) for u in done["user_id"].tolist())
-    new = [u for u in ids if assignment_event_id(campaign_id, u) not in existing_ids]
-    groups = {u: assignment_group(salt, c.holdout_share, u) for u in new}
-    if new:
-        wh.append_arrow(
-            "events",
-            pa.table(
-                {
-                    "event_id": [assignment_event_id(campaign_id, u) for u in new],
-                    "event": [ASSIGN_EVENT] * len(new),
-                    "user_id": new,
-                    "ts": [at] * len(new),
-                    "account_id": pa.nulls(len(new), pa.string()),
-                    "session_id": pa.nulls(len(new), pa.string()),
-                    "properties": [
-                        json.dumps(
-                            {"campaign_id": campaign_id, "group": groups[u]}, ensure_ascii=False
-                        )
-                        for u in new
-                    ],
-                }
-            ),
-        )
-    everyone = assigned_users | set(new)
-    holdout = sum(1 for u in everyone if assignment_group(salt, c.holdout_share, u) == "holdout")
     with session_scope(url) as s:
         row = _row(s, campaign_id, lock=True)
+        if row.status not in ACTIONS["assign"][0]:
+            raise YunyingError(
+                "campaign.cannot_assign", id=campaign_id, status=t(f"campaign.status.{row.status}")
+            )
+        salt, share = row.salt, row.holdout_share
+        wh.refresh()
+        ev = wh.table("events")
+        done = wh.execute(
+            ev.filter(
+                ev.event == ASSIGN_EVENT, ev.event_id.startswith(f"ca-{campaign_id}-")
+            ).select("event_id", "user_id")
+        )
+        existing_ids = set(done["event_id"].tolist())
+        new = [u for u in ids if assignment_event_id(campaign_id, u) not in existing_ids]
+        if new:
+            wh.append_arrow("events", _assignment_events(campaign_id, salt, share, new, at))
+        everyone = {str(u) for u in done["user_id"].tolist()} | set(new)
+        holdout = sum(1 for u in everyone if assignment_group(salt, share, u) == "holdout")
         row.assigned_holdout = holdout
         row.assigned_treatment = len(everyone) - holdout
         row.last_assigned_at = at
@@ -566,6 +551,27 @@ def assign(
         treatment=len(everyone) - holdout,
         holdout=holdout,
         new_events=len(new),
+    )
+
+
+def _assignment_events(
+    campaign_id: str, salt: str, share: float, users: list[str], at: datetime
+) -> pa.Table:
+    n = len(users)
+    props = [
+        json.dumps({"campaign_id": campaign_id, "group": assignment_group(salt, share, u)})
+        for u in users
+    ]
+    return pa.table(
+        {
+            "event_id": [assignment_event_id(campaign_id, u) for u in users],
+            "event": [ASSIGN_EVENT] * n,
+            "user_id": users,
+            "ts": [at] * n,
+            "account_id": pa.nulls(n, pa.string()),
+            "session_id": pa.nulls(n, pa.string()),
+            "properties": props,
+        }
     )
 
 

@@ -238,8 +238,9 @@ def evaluate(settings: Settings, wh: Warehouse, rule: Rule, as_of: datetime | No
 # -- operations -----------------------------------------------------------------------------
 
 
-def _row(s: sa.orm.Session, name: str) -> SegmentRow:
-    row = s.scalar(sa.select(SegmentRow).where(SegmentRow.name == name))
+def _row(s: sa.orm.Session, name: str, lock: bool = False) -> SegmentRow:
+    q = sa.select(SegmentRow).where(SegmentRow.name == name)
+    row = s.scalar(q.with_for_update() if lock else q)
     if row is None:
         raise YunyingError("segment.not_found", name=name)
     return row
@@ -357,7 +358,8 @@ def refresh(
     ids = evaluate(settings, wh, rule, as_of)
     at = now or utcnow()
     with session_scope(url) as s:
-        row = _row(s, name)
+        # Locked (PostgreSQL) so two concurrent refreshes apply one after the other.
+        row = _row(s, name, lock=True)
         joined, left = _apply(s, row, ids, at)
     return RefreshResult(name=name, size=len(ids), joined=joined, left=left, at=at)
 
