@@ -345,7 +345,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         q = _parse_query(a, query)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "members.csv"
-            request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))
+            request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))  # type: ignore[arg-type]
             data = out.read_bytes()
         name = f"rfm-{group or 'all'}.csv".replace('"', "")
         return Response(data, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
