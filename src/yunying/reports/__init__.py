@@ -1,0 +1,1 @@
+"""Review reports (复盘): experiment and campaign reviews rendered to HTML and PDF."""
