@@ -1,8 +1,8 @@
 """Validated import: every input row is loaded, counted as a duplicate, or quarantined.
 
 DuckDB does the heavy lifting so throughput stays near a plain ``read_csv``: the file is
-read once with every column as text into a disk-backed staging file (memory stays bounded
-by DuckDB's limit, not by the file), one SQL pass computes the typed values and the first
+read once with every column as text into a temporary staging table (DuckDB spills it to
+disk beyond its memory limit, so memory is bounded by that limit, not by the file), one SQL pass computes the typed values and the first
 failing field with its reason, then line ranges of ``imports.chunk_rows`` are moved in
 order. Each chunk is its own transaction and is idempotent by key (anti-join against what
 is already stored, first occurrence wins within the file), so a run killed at any moment
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -424,12 +425,18 @@ def _work_connection(wh: Warehouse, tmp_dir: Path) -> Iterator[duckdb.DuckDBPyCo
             "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchall()[0]
         con.execute(f"SET memory_limit = {_lit(limit)}")
-        con.execute(f"SET temp_directory = {_lit(str(tmp_dir))}")
+        try:  # refused once this connection has spilled; its own folder then serves
+            con.execute(f"SET temp_directory = {_lit(str(tmp_dir))}")
+        except duckdb.Error:
+            pass
         try:
             yield con
         finally:
             con.execute(f"SET memory_limit = {_lit(old[0])}")
-            con.execute(f"SET temp_directory = {_lit(old[1])}")
+            try:
+                con.execute(f"SET temp_directory = {_lit(old[1])}")
+            except duckdb.Error:
+                pass
         return
     con = duckdb.connect(config={"memory_limit": limit, "temp_directory": str(tmp_dir)})
     try:
@@ -439,19 +446,15 @@ def _work_connection(wh: Warehouse, tmp_dir: Path) -> Iterator[duckdb.DuckDBPyCo
         con.close()
 
 
-def _clean_stale(tmp_dir: Path) -> None:
-    """Remove staging files left by a run that was killed (their process is gone)."""
-    for f in tmp_dir.glob("stage-*.duckdb*"):
-        try:
-            pid = int(f.name.split("-")[1].split(".")[0])
-        except (IndexError, ValueError):
-            continue
-        if pid == os.getpid():
+def _clean_stale(root: Path) -> None:
+    """Remove spill folders left by a killed run (one per process id; that process is gone)."""
+    for d in root.iterdir():
+        if not d.is_dir() or not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            os.kill(pid, 0)
+            os.kill(int(d.name), 0)
         except ProcessLookupError:
-            f.unlink(missing_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
         except PermissionError:
             pass
 
@@ -467,32 +470,36 @@ def run_import(
         raise YunyingError("importing.no_paths")
     tz = check_timezone(req.timezone or wh.settings.timezone)
     settings = wh.settings
-    tmp_dir = settings.data_dir / "import-tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    _clean_stale(tmp_dir)
+    root = settings.data_dir / "import-tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_stale(root)
+    tmp_dir = root / str(os.getpid())
+    tmp_dir.mkdir(exist_ok=True)
     chunk = max(1, settings.imports.chunk_rows)
-    with _work_connection(wh, tmp_dir) as con:
-        sources = [
-            prepare_source(con, c, Path(p), detect_format(Path(p), req.format), req.mapping)
-            for p in req.paths
-        ]
-        reports = [_import_file(wh, con, c, s, tz, chunk, tmp_dir, progress) for s in sources]
+    try:
+        with _work_connection(wh, tmp_dir) as con:
+            sources = [
+                prepare_source(con, c, Path(p), detect_format(Path(p), req.format), req.mapping)
+                for p in req.paths
+            ]
+            reports = [_import_file(wh, con, c, s, tz, chunk, progress) for s in sources]
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return ImportResult(table=c.table, engine=wh.engine, timezone=tz, files=reports)
 
 
 def _import_file(
     wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source, tz: str,
-    chunk: int, tmp_dir: Path, progress: Progress | None,
+    chunk: int, progress: Progress | None,
 ) -> FileReport:
     import_id = uuid.uuid4().hex[:12]
     name = str(src.path)
-    stage_path = tmp_dir / f"stage-{os.getpid()}-{import_id}.duckdb"
     q_path = qstore.quarantine_path(wh.settings)
     rejects = f"yy_rej_{import_id}"
     if progress:
         progress("read", name, 0, 0)
     con.execute(f"ATTACH {_lit(str(q_path))} AS yyq")
-    con.execute(f"ATTACH {_lit(str(stage_path))} AS yys")
+    _drop_stage(con)
     try:
         qstore.ensure_schema(con, "yyq")
         con.execute(
@@ -502,7 +509,7 @@ def _import_file(
         )
         # Pass 1: read once, validate every row in SQL, stage on disk.
         base = _base_sql(src, rejects)
-        sql = f"CREATE TABLE yys.v AS {_validated_select(src, c, base)}"
+        sql = f"CREATE TEMP TABLE _yy_stage AS {_validated_select(src, c, base)}"
         params: dict[str, Any] = {"path": str(src.path)}
         if "$tz" in sql:
             params["tz"] = tz
@@ -515,7 +522,7 @@ def _import_file(
                 "importing.unreadable", path=name, format=src.format,
                 reason=str(e).splitlines()[0],
             ) from e
-        staged = int(con.execute("SELECT count(*) FROM yys.v").fetchall()[0][0])
+        staged = int(con.execute("SELECT count(*) FROM _yy_stage").fetchall()[0][0])
         rejected = _stage_rejects(con, src, rejects)
         total = staged + rejected
         loaded = duplicate = 0
@@ -523,12 +530,12 @@ def _import_file(
         if rejected:
             con.execute(
                 "INSERT INTO yyq.rows SELECT ?, ?, line, ?, ?, field, reason, detail, raw "
-                "FROM yys.rej ON CONFLICT DO NOTHING",
+                "FROM _yy_rej ON CONFLICT DO NOTHING",
                 [c.table, src.sha256, import_id, name],
             )
         if progress:
             progress("load", name, 0, staged)
-        max_k = int(con.execute("SELECT coalesce(max(k), 0) FROM yys.v").fetchall()[0][0])
+        max_k = int(con.execute("SELECT coalesce(max(k), 0) FROM _yy_stage").fetchall()[0][0])
         lo = 1
         while lo <= max_k:
             hi = lo + chunk - 1
@@ -550,14 +557,17 @@ def _import_file(
                 con.execute(stmt)
             except duckdb.Error:
                 pass
-        con.execute("DETACH yys")
+        _drop_stage(con)
         con.execute("DETACH yyq")
-        for f in tmp_dir.glob(stage_path.name + "*"):
-            f.unlink(missing_ok=True)
     return FileReport(
         import_id=import_id, file=name, format=src.format, sha256=src.sha256,
         rows_read=total, loaded=loaded, duplicate=duplicate, quarantined=quarantined,
     )
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    for name in ("_yy_stage", "_yy_rej", "_yy_rj"):
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
 def _now() -> datetime:
@@ -567,15 +577,15 @@ def _now() -> datetime:
 def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -> int:
     """Lines the reader could not split into columns, one row each, with a line map.
 
-    ``yys.rj`` lets a staged row's ordinal k be turned back into its line number: the
+    ``_yy_rj`` lets a staged row's ordinal k be turned back into its line number: the
     i-th rejected data line e_i shifts every later row by one, so the line of row k is
     k + header + #{i : e_i - i < k}.
     """
     header = 1 if src.format == "csv" else 0
     con.execute(
-        "CREATE TABLE yys.rej (line BIGINT, field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
+        "CREATE TEMP TABLE _yy_rej (line BIGINT, field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
     )
-    con.execute("CREATE TABLE yys.rj (g BIGINT, cnt BIGINT)")
+    con.execute("CREATE TEMP TABLE _yy_rj (g BIGINT, cnt BIGINT)")
     if src.format == "parquet":
         return 0
     exists = con.execute(
@@ -585,17 +595,17 @@ def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -
         return 0
     cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_CODES.items())
     con.execute(
-        f"INSERT INTO yys.rej SELECT line, coalesce(arg_min(column_name, column_idx), ''), "
+        f"INSERT INTO _yy_rej SELECT line, coalesce(arg_min(column_name, column_idx), ''), "
         f"CASE arg_min(error_type::VARCHAR, column_idx) {cases} ELSE 'malformed' END, "
         f"arg_min(error_message, column_idx), any_value(csv_line) "
         f"FROM {rejects} GROUP BY line"
     )
     con.execute(
-        f"INSERT INTO yys.rj SELECT g, max(i) FROM (SELECT line - {header} - "
+        f"INSERT INTO _yy_rj SELECT g, max(i) FROM (SELECT line - {header} - "
         "row_number() OVER (ORDER BY line) AS g, row_number() OVER (ORDER BY line) AS i "
-        "FROM yys.rej) GROUP BY g"
+        "FROM _yy_rej) GROUP BY g"
     )
-    return int(con.execute("SELECT count(*) FROM yys.rej").fetchall()[0][0])
+    return int(con.execute("SELECT count(*) FROM _yy_rej").fetchall()[0][0])
 
 
 def _move_chunk(
@@ -610,24 +620,24 @@ def _move_chunk(
     header = 1 if src.format == "csv" else 0
     if has_rejects:
         line = f"v.k + {header} + coalesce(rj.cnt, 0)"
-        join = "ASOF LEFT JOIN yys.rj rj ON v.k > rj.g"
+        join = "ASOF LEFT JOIN _yy_rj rj ON v.k > rj.g"
     else:
         line, join = f"v.k + {header}", ""
     con.execute(
         f"INSERT INTO yyq.rows SELECT ?, ?, {line}, ?, ?, v._field, v._reason, NULL, v._raw "
-        f"FROM yys.v v {join} WHERE v.k BETWEEN ? AND ? AND v._reason IS NOT NULL "
+        f"FROM _yy_stage v {join} WHERE v.k BETWEEN ? AND ? AND v._reason IS NOT NULL "
         "ON CONFLICT DO NOTHING",
         [c.table, src.sha256, import_id, str(src.path), lo, hi],
     )
     key = _ident(c.key)
     cols = ", ".join(_ident(n) for n in c.names)
     cand = (
-        f"SELECT {cols} FROM yys.v WHERE k BETWEEN $lo AND $hi AND _reason IS NULL "
+        f"SELECT {cols} FROM _yy_stage WHERE k BETWEEN $lo AND $hi AND _reason IS NULL "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY k) = 1"
     )
     valid = int(
         con.execute(
-            "SELECT count(*) FROM yys.v WHERE k BETWEEN ? AND ? AND _reason IS NULL", [lo, hi]
+            "SELECT count(*) FROM _yy_stage WHERE k BETWEEN ? AND ? AND _reason IS NULL", [lo, hi]
         ).fetchall()[0][0]
     )
     if valid == 0:
