@@ -41,11 +41,27 @@ class Tool(Base):
     total_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     issued: Mapped[int] = mapped_column(BigInteger, default=0)
     budget_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    budget_used_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Initial stock (units or redemptions); what is left lives in the shards.
     stock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    sold: Mapped[int] = mapped_column(BigInteger, default=0)
+    shards: Mapped[int] = mapped_column(Integer, default=1)
     shared_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ToolShard(Base):
+    """A slice of a tool's stock and budget: redemptions take from one slice with a
+    conditional ``UPDATE``, so N slices let N buyers commit at once instead of queueing on
+    one hot row. Slices are merged when none alone can serve a request (never a false
+    sold-out). ``left``/``budget_left_cents`` are NULL when unlimited."""
+
+    __tablename__ = "engage_tool_shards"
+
+    tool_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    left: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_left_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_cents: Mapped[int] = mapped_column(BigInteger)
+    sold: Mapped[int] = mapped_column(BigInteger)
 
 
 class Prize(Base):

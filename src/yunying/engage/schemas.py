@@ -31,6 +31,7 @@ class ToolSpec(BaseModel):
     new_user_days: int | None = Field(default=None, gt=0)
     exclusive: bool = False
     stack_group: str | None = Field(default=None, max_length=64)
+    shards: int = Field(default=1, ge=1, le=64, description="Stock/budget slices for hot sales.")
 
 
 class ToolOut(BaseModel):
@@ -47,6 +48,7 @@ class ToolOut(BaseModel):
     budget_used: Decimal
     stock: int | None
     sold: int
+    shards: int
     rules: dict[str, Any]
 
 

@@ -38,6 +38,7 @@ from yunying.engage.models import (
     Prize,
     Redemption,
     Tool,
+    ToolShard,
     UserCount,
 )
 from yunying.engage.rules import (
@@ -146,7 +147,38 @@ def _check_eligible(pol: dict[str, Any], user_id: str, at: dt.datetime, elig: El
 # -- tools --------------------------------------------------------------------------------
 
 
-def _tool_out(t: Tool) -> ToolOut:
+@dataclass
+class _Totals:
+    left: int | None
+    budget_left: int | None
+    used: int
+    sold: int
+
+
+def _totals(s: Session, tool_id: str) -> _Totals:
+    """Sum of the shards: what is left of stock and budget, what was used and sold."""
+    row = s.execute(
+        select(
+            func.count(),
+            func.count(ToolShard.left),
+            func.sum(ToolShard.left),
+            func.count(ToolShard.budget_left_cents),
+            func.sum(ToolShard.budget_left_cents),
+            func.sum(ToolShard.used_cents),
+            func.sum(ToolShard.sold),
+        ).where(ToolShard.tool_id == tool_id)
+    ).one()
+    n, n_left, left, n_budget, budget_left, used, sold = row
+    return _Totals(
+        left=int(left or 0) if n_left and n_left == n else None,
+        budget_left=int(budget_left or 0) if n_budget and n_budget == n else None,
+        used=int(used or 0),
+        sold=int(sold or 0),
+    )
+
+
+def _tool_out(s: Session, t: Tool) -> ToolOut:
+    tot = _totals(s, t.id)
     return ToolOut(
         id=t.id,
         kind=t.kind,
@@ -158,11 +190,18 @@ def _tool_out(t: Tool) -> ToolOut:
         total_limit=t.total_limit,
         issued=t.issued,
         budget=None if t.budget_cents is None else from_cents(t.budget_cents),
-        budget_used=from_cents(t.budget_used_cents),
-        stock=t.stock,
-        sold=t.sold,
+        budget_used=from_cents(tot.used),
+        stock=tot.left,
+        sold=tot.sold,
+        shards=t.shards,
         rules=t.rules,
     )
+
+
+def _split(total: int | None, n: int) -> list[int | None]:
+    if total is None:
+        return [None] * n
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
 
 
 def create_tool(url: str, spec: ToolSpec) -> ToolOut:
@@ -176,8 +215,10 @@ def create_tool(url: str, spec: ToolSpec) -> ToolOut:
     if spec.kind in ("flash_sale", "privileged") and spec.stock is None:
         raise YunyingError("engage.needs_stock", kind=spec.kind)
     stock = spec.stock
-    if isinstance(rules, LotteryRules):
-        stock = None
+    if spec.kind not in GRANT_KINDS and spec.total_limit is not None:
+        # For tools taken directly, the total limit caps units like a stock does.
+        stock = spec.total_limit if stock is None else min(stock, spec.total_limit)
+    shards = max(1, min(spec.shards, stock)) if stock else spec.shards
     policy = {
         "rules": rules.model_dump(mode="json"),
         "segment": spec.segment,
@@ -198,15 +239,17 @@ def create_tool(url: str, spec: ToolSpec) -> ToolOut:
         total_limit=spec.total_limit,
         issued=0,
         budget_cents=None if spec.budget is None else to_cents(spec.budget),
-        budget_used_cents=0,
         stock=stock,
-        sold=0,
+        shards=shards,
         shared_code=spec.shared_code,
         created_at=now(),
     )
     try:
         with session_scope(url) as s:
             s.add(tool)
+            budget = None if spec.budget is None else to_cents(spec.budget)
+            for i, (left, bleft) in enumerate(zip(_split(stock, shards), _split(budget, shards), strict=True)):
+                s.add(ToolShard(tool_id=spec.id, shard=i, left=left, budget_left_cents=bleft, used_cents=0, sold=0))
             if isinstance(rules, LotteryRules):
                 for p in rules.prizes:
                     s.add(
@@ -231,9 +274,26 @@ def _load_tool(s: Session, tool_id: str) -> Tool:
     return t
 
 
+# A tool's definition never changes after creation (only its shards, counters and codes
+# do), so the hot redemption path keeps a per-process copy and skips one query.
+_TOOL_CACHE: dict[tuple[str, str], Tool] = {}
+
+
+def _tool_def(s: Session, tool_id: str) -> Tool:
+    key = (str(s.get_bind().engine.url), tool_id)
+    t = _TOOL_CACHE.get(key)
+    if t is None:
+        t = _load_tool(s, tool_id)
+        s.expunge(t)
+        if len(_TOOL_CACHE) > 10_000:
+            _TOOL_CACHE.clear()
+        _TOOL_CACHE[key] = t
+    return t
+
+
 def get_tool(url: str, tool_id: str) -> ToolOut:
     with session_scope(url) as s:
-        return _tool_out(_load_tool(s, tool_id))
+        return _tool_out(s, _load_tool(s, tool_id))
 
 
 def list_tools(url: str, campaign_id: str | None = None) -> ToolList:
@@ -241,7 +301,7 @@ def list_tools(url: str, campaign_id: str | None = None) -> ToolList:
         q = select(Tool).order_by(Tool.created_at, Tool.id)
         if campaign_id:
             q = q.where(Tool.campaign_id == campaign_id)
-        return ToolList(tools=[_tool_out(t) for t in s.scalars(q)])
+        return ToolList(tools=[_tool_out(s, t) for t in list(s.scalars(q))])
 
 
 def generate_codes(url: str, tool_id: str, n: int, show: bool = False) -> CodesResult:
@@ -286,14 +346,20 @@ def _claim(s: Session, key: str, kind: str, result: dict[str, Any], at: dt.datet
 def _idempotent(
     url: str, key: str, kind: str, act: Callable[[Session], dict[str, Any]], conflict: str
 ) -> tuple[dict[str, Any], bool]:
-    """Run ``act`` once per key; a replay (or a racing duplicate) gets the stored result."""
-    with session_scope(url) as s:
-        done = _stored(s, key, kind)
-    if done is not None:
-        return done, True
+    """Run ``act`` once per key; a replay (or a racing duplicate) gets the stored result.
+
+    The stored result is looked up only when the act fails (a unique-key violation or a
+    rule error), which keeps the common path to one transaction.
+    """
     try:
         with session_scope(url) as s:
             return act(s), False
+    except YunyingError:
+        with session_scope(url) as s:
+            done = _stored(s, key, kind)
+        if done is not None:
+            return done, True
+        raise
     except IntegrityError as e:
         with session_scope(url) as s:
             done = _stored(s, key, kind)
@@ -446,14 +512,65 @@ def _plan(s: Session, tool: Tool, req: RedeemRequest, at: dt.datetime, elig: Eli
     return _Plan(0, 1, {})  # lottery: decided under the prize locks
 
 
-def _check_capacity(tool: Tool, plan: _Plan) -> None:
-    """Read-only version of the final conditional update, for ``validate``."""
-    if tool.stock is not None and tool.stock < plan.quantity:
+def _check_capacity(s: Session, tool: Tool, plan: _Plan) -> None:
+    """Read-only version of the final conditional update, for ``validate`` and error reasons."""
+    tot = _totals(s, tool.id)
+    if tot.left is not None and tot.left < plan.quantity:
+        if tool.kind not in GRANT_KINDS and tool.total_limit is not None and tool.stock == tool.total_limit:
+            raise YunyingError("engage.total_limit", tool=tool.id, limit=tool.total_limit)
         raise YunyingError("engage.sold_out", tool=tool.id)
-    if tool.budget_cents is not None and tool.budget_used_cents + plan.amount_cents > tool.budget_cents:
+    if tot.budget_left is not None and tot.budget_left < plan.amount_cents:
         raise YunyingError("engage.budget_exhausted", tool=tool.id)
-    if tool.kind not in GRANT_KINDS and tool.total_limit is not None and tool.sold + plan.quantity > tool.total_limit:
-        raise YunyingError("engage.total_limit", tool=tool.id, limit=tool.total_limit)
+
+
+def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
+    """Take ``q`` units and ``cents`` of budget from one shard, by conditional ``UPDATE``.
+
+    If no free shard can serve alone, locks all of the tool's shards in order (waiting)
+    and merges what is left into shard 0 before taking, so a request fails only when the
+    totals are short.
+    """
+    cond = [ToolShard.tool_id == tool.id]
+    if tool.stock is not None:
+        cond.append(ToolShard.left >= q)
+    if cents:
+        cond.append(ToolShard.budget_left_cents.is_(None) | (ToolShard.budget_left_cents >= cents))
+    vals = {
+        "left": ToolShard.left - q,
+        "budget_left_cents": ToolShard.budget_left_cents - cents,
+        "used_cents": ToolShard.used_cents + cents,
+        "sold": ToolShard.sold + q,
+    }
+    n = tool.shards
+    if n == 1:
+        return s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals)).rowcount == 1
+    # Fast path: a random shard that can serve and that nobody holds (SKIP LOCKED never
+    # waits, so it cannot join a deadlock); the chosen row is locked and current.
+    pick = (
+        select(ToolShard.shard)
+        .where(*cond)
+        .order_by(func.random())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    if s.execute(update(ToolShard).where(ToolShard.tool_id == tool.id, ToolShard.shard == pick).values(**vals)).rowcount:
+        return True
+    if n == 1:
+        return False
+    rows = list(s.scalars(select(ToolShard).where(ToolShard.tool_id == tool.id).order_by(ToolShard.shard).with_for_update()))
+    left = None if tool.stock is None else sum(int(r.left or 0) for r in rows)
+    bleft = None if tool.budget_cents is None else sum(int(r.budget_left_cents or 0) for r in rows)
+    if (left is not None and left < q) or (bleft is not None and bleft < cents):
+        return False
+    for r in rows:
+        s.execute(
+            update(ToolShard)
+            .where(ToolShard.tool_id == tool.id, ToolShard.shard == r.shard)
+            .values(left=left if r.shard == 0 else (None if left is None else 0),
+                    budget_left_cents=bleft if r.shard == 0 else (None if bleft is None else 0))
+        )
+    return s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals)).rowcount == 1
 
 
 def validate(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Quote:
@@ -463,7 +580,7 @@ def validate(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Q
         with session_scope(url) as s:
             tool = _load_tool(s, req.tool_id)
             plan = _plan(s, tool, req, at, elig)
-            _check_capacity(tool, plan)
+            _check_capacity(s, tool, plan)
             if tool.per_user_limit is not None and tool.kind not in GRANT_KINDS:
                 taken = s.scalar(
                     select(UserCount.taken).where(UserCount.tool_id == tool.id, UserCount.user_id == req.user_id)
@@ -497,7 +614,7 @@ def _draw_prize(s: Session, tool: Tool, rules: LotteryRules) -> tuple[int, list[
             select(Prize).where(Prize.tool_id == tool.id).order_by(Prize.prize_id).with_for_update()
         )
     )
-    left = None if tool.budget_cents is None else tool.budget_cents - tool.budget_used_cents
+    left = _totals(s, tool.id).budget_left
     candidates = [(p.prize_id, p.weight) for p in prizes if p.stock > 0 and (left is None or p.value_cents <= left)]
     seed = secrets.randbits(63)
     won = draw(seed, candidates, rules.no_win_weight)
@@ -518,7 +635,7 @@ def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Red
     at = as_utc(req.at)
 
     def act(s: Session) -> dict[str, Any]:
-        tool = _load_tool(s, req.tool_id)
+        tool = _tool_def(s, req.tool_id)
         plan = _plan(s, tool, req, at, elig)
         rid = str(uuid.uuid4())
         order_id = req.order.order_id if req.order is not None else None
@@ -562,7 +679,7 @@ def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Red
                 legs += move(f"stock:{tool.id}:{prize.prize_id}", f"user:{req.user_id}", "unit", 1)
         elif tool.kind in ("flash_sale", "privileged"):
             legs += move(f"stock:{tool.id}", f"user:{req.user_id}", "unit", plan.quantity)
-        elif tool.kind == "trial_class" and tool.stock is not None:
+        elif tool.kind == "trial_class" and tool.stock is not None:  # sessions from a stock
             legs += move(f"stock:{tool.id}", f"user:{req.user_id}", "unit", 1)
         if tool.kind not in DEFERRED_KINDS:
             legs += move(f"budget:{tool.id}", f"user:{req.user_id}", "money", plan.amount_cents)
@@ -598,27 +715,9 @@ def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Red
             prize_id=result.prize_id,
             seed=result.seed,
         )
-        # Last: stock, budget and total limit in one conditional update on the hot row.
-        cond = update(Tool).where(Tool.id == tool.id)
-        if plan.amount_cents:
-            cond = cond.where(
-                Tool.budget_cents.is_(None) | (Tool.budget_used_cents + plan.amount_cents <= Tool.budget_cents)
-            )
-        if tool.stock is not None:
-            cond = cond.where(Tool.stock >= plan.quantity)
-        if tool.kind not in GRANT_KINDS and tool.total_limit is not None:
-            cond = cond.where(Tool.sold + plan.quantity <= Tool.total_limit)
-        took = s.execute(
-            cond.values(
-                budget_used_cents=Tool.budget_used_cents + plan.amount_cents,
-                stock=Tool.stock - plan.quantity,
-                sold=Tool.sold + plan.quantity,
-            )
-        )
-        if took.rowcount != 1:
-            s.expire(tool)
-            fresh = _load_tool(s, tool.id)
-            _check_capacity(fresh, plan)
+        # Last: stock and budget by one conditional update of a shard (the hot rows).
+        if not _take(s, tool, plan.quantity, plan.amount_cents):
+            _check_capacity(s, tool, plan)
             raise YunyingError("engage.sold_out", tool=tool.id)
         out = result.model_dump(mode="json")
         if lottery:
@@ -667,13 +766,15 @@ def rollback(url: str, req: RollbackRequest) -> RollbackResult:
             )
         ).all()
         transfer(s, req.key, "rollback", tool.id, [(a, asset, -amt) for a, asset, amt in legs], at)
+        # Stock and budget are fungible across shards: give them back to shard 0.
         s.execute(
-            update(Tool)
-            .where(Tool.id == tool.id)
+            update(ToolShard)
+            .where(ToolShard.tool_id == tool.id, ToolShard.shard == 0)
             .values(
-                budget_used_cents=Tool.budget_used_cents - r.amount_cents,
-                stock=Tool.stock + r.quantity,
-                sold=Tool.sold - r.quantity,
+                left=ToolShard.left + r.quantity,
+                budget_left_cents=ToolShard.budget_left_cents + r.amount_cents,
+                used_cents=ToolShard.used_cents - r.amount_cents,
+                sold=ToolShard.sold - r.quantity,
             )
         )
         if r.grant_id is not None:

@@ -145,6 +145,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("min_points", name=op.f("uq_engage_tier_levels_min_points")),
     )
     op.create_table(
+        "engage_tool_shards",
+        sa.Column("tool_id", sa.String(length=64), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
+        sa.Column("left", sa.BigInteger(), nullable=True),
+        sa.Column("budget_left_cents", sa.BigInteger(), nullable=True),
+        sa.Column("used_cents", sa.BigInteger(), nullable=False),
+        sa.Column("sold", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tool_id", "shard", name=op.f("pk_engage_tool_shards")),
+    )
+    op.create_table(
         "engage_tools",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -157,9 +167,8 @@ def upgrade() -> None:
         sa.Column("total_limit", sa.BigInteger(), nullable=True),
         sa.Column("issued", sa.BigInteger(), nullable=False),
         sa.Column("budget_cents", sa.BigInteger(), nullable=True),
-        sa.Column("budget_used_cents", sa.BigInteger(), nullable=False),
         sa.Column("stock", sa.BigInteger(), nullable=True),
-        sa.Column("sold", sa.BigInteger(), nullable=False),
+        sa.Column("shards", sa.Integer(), nullable=False),
         sa.Column("shared_code", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_engage_tools")),
@@ -185,6 +194,7 @@ def downgrade() -> None:
     op.drop_table("engage_user_tiers")
     op.drop_table("engage_user_counts")
     op.drop_table("engage_tools")
+    op.drop_table("engage_tool_shards")
     op.drop_table("engage_tier_levels")
     op.drop_index(op.f("ix_engage_redemptions_tool_id"), table_name="engage_redemptions")
     op.drop_table("engage_redemptions")
