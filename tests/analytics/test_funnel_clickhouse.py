@@ -32,7 +32,7 @@ event_st = st.tuples(
 
 def clickhouse_levels(rows: list[tuple[int, str, int]], window_h: int, steps: list[str],
                       end_h: int) -> list[int]:
-    df = pd.DataFrame(
+    df = pd.DataFrame(  # noqa: F841 - read by name by chdb: Python(df)
         {
             "user_id": [f"u{u}" for u, _, _ in rows],
             "event": [e for _, e, _ in rows],
