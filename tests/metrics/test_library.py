@@ -31,7 +31,7 @@ def test_every_library_metric_is_covered_here(reg: Registry) -> None:
 
 
 ECOMMERCE = {
-    "uv": 4, "pv": 7, "buyers": 3, "orders": 4, "gmv": 420.0, "conversion_rate": 0.75, "aov": 140.0,
+    "uv": 4, "pv": 7, "cart_adds": 0, "buyers": 3, "orders": 4, "gmv": 420.0, "conversion_rate": 0.75, "aov": 140.0,
     "avg_order_value": 105.0, "repurchase_rate": 1 / 3, "refunded_orders": 1, "refund_rate": 0.25,
     "refund_amount": 200.0, "net_gmv": 220.0, "gmv_mtd": 420.0,
 }
