@@ -129,10 +129,14 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.state.analyses = discover()
     app.state.login_limiter = RateLimiter()
 
+    from yunying.web.metrics_routes import build_metrics_routes
     from yunying.web.pages import build_pages
 
+    metrics_api, metrics_pages = build_metrics_routes()
     app.include_router(build_router(app.state.analyses))
+    app.include_router(metrics_api)
     app.include_router(build_pages(app.state.analyses))
+    app.include_router(metrics_pages)
     _openapi_route(app)
     _handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.language)

@@ -68,6 +68,20 @@ def _number(value: Any) -> str:
 TEMPLATES.env.globals["_"] = t
 TEMPLATES.env.filters["localtime"] = _localtime
 TEMPLATES.env.filters["num"] = _number
+
+
+def _metric_format(value: Any, fmt: str) -> str:
+    """A metric value in its spec's format (currency, percent, …), as the CLI shows it."""
+    if value is None:
+        return "–"
+    try:
+        from yunying.metrics.compute import format_value
+    except ImportError:  # pragma: no cover - the indicator system is part of the package
+        return _number(value)
+    return format_value(float(value), fmt)
+
+
+TEMPLATES.env.filters["mfmt"] = _metric_format
 TEMPLATES.env.globals["heat_color"] = charts.heat_color
 
 NAV = [
@@ -79,6 +93,8 @@ NAV = [
     ("stickiness", "/analysis/stickiness", "read"),
     ("rfm", "/analysis/rfm", "read"),
     ("clv", "/analysis/clv", "read"),
+    ("tree", "/metrics/tree", "read"),
+    ("alerts", "/alerts", "alerts.view"),
     ("insights", "/insights", "read"),
     ("data", "/data", "data.view"),
     ("users", "/admin/users", "users.manage"),

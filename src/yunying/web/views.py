@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,19 +68,41 @@ def _d(v: Any) -> dt.date:
 KPI_KEYS = ("dau", "mau", "new_users_30d", "orders", "paying_users", "gmv", "net_revenue", "aov", "refund_rate", "mrr", "arr", "active_subscriptions")
 
 
-def _targets(request: Request) -> dict[str, float]:
-    """Targets come from the metrics system when it is installed (``metrics.targets``)."""
+# Headline figure → the metric of the indicator system whose target applies to it.
+TARGET_METRIC = {"gmv": "gmv", "orders": "orders", "aov": "aov", "refund_rate": "refund_rate",
+                 "mrr": "mrr", "arr": "arr", "dau": "dau", "mau": "mau", "net_revenue": "net_gmv"}
+
+
+# Metric specs and targets are YAML files; parsing them on every page view costs more
+# than the page itself, so they are re-read at most every few seconds.
+SPEC_CACHE_SECONDS = 10.0
+_SPEC_CACHE: dict[str, tuple[float, Any, list[Any]]] = {}
+
+
+def _targets(request: Request, as_of: dt.date | None) -> list[Any]:
+    """Plan vs actual for the targets in ``metrics/targets/*.yaml`` (empty without any)."""
+    if as_of is None:
+        return []
     try:
-        from yunying.metrics import targets as tmod  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    getter = getattr(tmod, "headline_targets", None)
-    if getter is None:
-        return {}
-    try:
-        return dict(getter(request.app.state.settings))
-    except Exception:  # the metrics module's own errors must not break the overview
-        return {}
+        from yunying.metrics.monitor import load_targets, plan_vs_actual
+        from yunying.metrics.spec import load_registry
+    except ImportError:  # the indicator system is not installed
+        return []
+    settings = request.app.state.settings
+    now = time.monotonic()
+    hit = _SPEC_CACHE.get(str(settings.project_dir))
+    if hit is not None and hit[0] > now:
+        reg, targets = hit[1], hit[2]
+    else:
+        reg = load_registry(settings)
+        targets = load_targets(settings, reg)
+        _SPEC_CACHE[str(settings.project_dir)] = (now + SPEC_CACHE_SECONDS, reg, targets)
+    if not targets:
+        return []
+    report = request.app.state.gate.run(
+        ("targets", as_of.isoformat()), lambda wh: plan_vs_actual(wh, reg, targets, as_of)
+    )
+    return list(report.rows)
 
 
 def overview_view(request: Request) -> dict[str, Any]:
@@ -93,20 +116,20 @@ def overview_view(request: Request) -> dict[str, Any]:
     ov, series = gate.run(("overview_page", tz), both)
     h = ov.headline
     spark = {"dau": series["dau"], "orders": series["orders"], "gmv": series["gmv"]}
-    targets = _targets(request)
+    statuses = _targets(request, h.as_of)
+    by_metric = {r.metric: r for r in statuses}
     kpis = []
     for key in KPI_KEYS:
         value = getattr(h, key)
-        target = targets.get(key)
-        gap = None
-        if target is not None and value is not None:
-            gap = float(value) - float(target)
+        st = by_metric.get(TARGET_METRIC.get(key, key))
+        target = st.target if st is not None else None
+        gap = st.gap if st is not None else None
         shown = f"{value:.1%}" if key == "refund_rate" and value is not None else value
         kpis.append(
             {"key": key, "label": t(f"overview.{key}"), "value": shown, "spark": charts.sparkline(spark.get(key, [])),
              "target": target, "gap": gap}
         )
-    return {"overview": ov, "kpis": kpis, "as_of": h.as_of, "status": ov.status}
+    return {"overview": ov, "kpis": kpis, "as_of": h.as_of, "status": ov.status, "targets": statuses}
 
 
 def data_view(request: Request) -> dict[str, Any]:
