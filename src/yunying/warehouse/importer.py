@@ -646,11 +646,9 @@ def _move_chunk(
         con.execute("BEGIN TRANSACTION")
         try:
             cur = con.execute(
-                # Semi-join the stored keys against the chunk (the chunk is the hash
-                # table, the stored table is only scanned), then anti-join the few found.
-                f"WITH n AS ({cand}), ex AS (SELECT t.{key} FROM \"{c.table}\" t "
-                f"SEMI JOIN n ON t.{key} = n.{key}) "
-                f'INSERT INTO "{c.table}" SELECT * FROM n ANTI JOIN ex ON n.{key} = ex.{key}',
+                # First occurrence per key within the chunk, minus keys already stored.
+                f'INSERT INTO "{c.table}" SELECT * FROM ({cand}) n '
+                f'ANTI JOIN "{c.table}" t ON t.{key} = n.{key}',
                 {"lo": lo, "hi": hi},
             )
             loaded = int(cur.fetchall()[0][0])
