@@ -1,0 +1,83 @@
+"""The web commands: users, API keys, capture flush, and `serve --demo` printing the sign-in."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from tests.web.server import YUNYING, free_port
+from yunying.cli import app
+from yunying.config import load_settings
+from yunying.web.accounts import authenticate, key_principal
+from yunying.web.capture import Journal, journal_path
+
+runner = CliRunner()
+
+
+def run(*args: str) -> str:
+    r = runner.invoke(app, list(args), env={"YUNYING_LANGUAGE": "en"})
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_user_and_key_commands(tmp_path: Path) -> None:
+    p = ["--project", str(tmp_path)]
+    assert "Added ana@example.com (analyst)" in run("user", "add", "ana@example.com", "--role", "analyst", "--password", "s3cret-pass", *p)
+    out = run("user", "list", *p, "--format", "csv")
+    assert "ana@example.com,analyst,True" in out
+    url = load_settings(tmp_path).appdb_url
+    assert authenticate(url, "ana@example.com", "s3cret-pass") is not None
+    run("user", "disable", "ana@example.com", *p)
+    assert authenticate(url, "ana@example.com", "s3cret-pass") is None
+    env = {"PATH": "/usr/bin:/bin", "YUNYING_LANGUAGE": "en"}
+    bad = subprocess.run([YUNYING, "user", "add", "x@example.com", "--role", "boss", "--password", "long-enough", *p],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "Unknown role 'boss'" in bad.stderr and "Traceback" not in bad.stderr
+    short = subprocess.run([YUNYING, "user", "add", "y@example.com", "--password", "short", *p],
+                           capture_output=True, text=True, env=env)
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+    out = run("apikey", "create", "sdk", "--scope", "capture", *p)
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("yyk_")
+    assert key_principal(url, secret) is not None
+    assert "sdk" in run("apikey", "list", *p) and secret not in run("apikey", "list", *p)
+    run("apikey", "revoke", "1", *p)
+    assert key_principal(url, secret) is None
+
+
+def test_capture_flush_command(tmp_path: Path) -> None:
+    s = load_settings(tmp_path)
+    j = Journal(journal_path(s))
+    j.write([("k1", "view", "u1", "2026-01-01 00:00:00", None, None, '{"a":1}')])
+    j.close()
+    out = run("capture", "flush", "--project", str(tmp_path), "--format", "json")
+    assert '"moved": 1' in out
+    out = run("capture", "flush", "--project", str(tmp_path))
+    assert "Moved 0 events" in out
+
+
+def test_serve_demo_prints_url_and_sign_in(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [YUNYING, "serve", "--project", str(tmp_path), "--port", str(port), "--demo", "--flush-interval", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "YUNYING_LANGUAGE": "en"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert authenticate(load_settings(tmp_path).appdb_url, "demo@yunying.local", "yunying-demo") is not None
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode()
+    assert f"http://localhost:{port}/" in out
+    assert "demo@yunying.local / yunying-demo" in out
