@@ -199,6 +199,6 @@ def test_cli_rfm(settings: Settings, tmp_path: Path) -> None:
     r = runner.invoke(
         app, ["rfm", "--project", str(settings.project_dir), "--as-of", "2024-03-31", "--format", "csv"]
     )
-    assert r.exit_code == 0 and "重要价值客户,2,40.0%,1600.0" in r.stdout  # project language
+    assert r.exit_code == 0 and "重要价值客户,2,40.0%,1600.00,94.4%,800.00" in r.stdout  # project language
     r = runner.invoke(app, ["rfm", "--project", str(settings.project_dir), "--threshold", "custom"])
     assert isinstance(r.exception, YunyingError) and r.exception.key == "value.bad_query"

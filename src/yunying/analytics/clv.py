@@ -392,14 +392,14 @@ class ClvResult(BaseModel):
             ["BG/NBD alpha", round(b.alpha, 4)],
             ["BG/NBD a", round(b.a, 4)],
             ["BG/NBD b", round(b.b, 4)],
-            ["BG/NBD LL", round(b.log_likelihood, 2)],
+            ["BG/NBD LL", f"{b.log_likelihood:.2f}"],
             ["Gamma-Gamma p", round(g.p, 4)],
             ["Gamma-Gamma q", round(g.q, 4)],
             ["Gamma-Gamma v", round(g.v, 4)],
-            [t("clv.row.expected_purchases", horizon=self.horizon, period=self.period),
-             round(self.expected_purchases_total, 1)],
-            [t("clv.row.clv_total", months=self.months), round(self.clv_total, 2)],
-            [t("clv.row.clv_mean"), round(self.clv_mean, 2)],
+            [t("clv.row.expected_purchases", horizon=f"{self.horizon:g}", period=self.period),
+             f"{self.expected_purchases_total:.1f}"],
+            [t("clv.row.clv_total", months=self.months), f"{self.clv_total:.2f}"],
+            [t("clv.row.clv_mean"), f"{self.clv_mean:.2f}"],
         ]
         if self.validation is not None:
             v = self.validation

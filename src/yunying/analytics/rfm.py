@@ -143,9 +143,9 @@ class RfmResult(BaseModel):
                     t(f"rfm.name.{g.key}"),
                     g.users,
                     f"{g.share:.1%}",
-                    round(g.revenue, 2),
+                    f"{g.revenue:.2f}",
                     f"{g.revenue_share:.1%}",
-                    None if g.avg_spend is None else round(g.avg_spend, 2),
+                    None if g.avg_spend is None else f"{g.avg_spend:.2f}",
                 ]
             )
         return headers, rows
