@@ -9,6 +9,7 @@ expression runs on DuckDB and Spark.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -381,29 +382,59 @@ def load_indicators(wh: Warehouse, spec: ExperimentSpec) -> dict[str, Any]:
     return indicator_measures(wh, needed)
 
 
-def run_analysis(wh: Warehouse, spec: ExperimentSpec, q: AnalyzeQuery | None = None) -> ExperimentResult:
-    """Analyse every metric of ``spec`` for every variant against the baseline."""
-    q = q or AnalyzeQuery(experiment=spec.id)
-    method = q.method or spec.method
-    correction = q.correction or spec.correction
-    keys = [v.key for v in spec.variants]
-    baseline = q.baseline or spec.control
-    if baseline not in [*keys, HOLDOUT]:
-        raise YunyingError("experiments.unknown_variant", variant=baseline, variants=", ".join(keys))
-    expo_all = exposures(wh, spec, q.as_of)
+@dataclass
+class VariantSums:
+    """Per-variant sufficient statistics: the only thing the statistics need."""
+
+    rows: dict[str, dict[str, Any]]
+    caps: dict[str, float]
+    cols: _Columns
+    multi: int
+    first: Any
+    last: Any
+
+
+def variant_sums(wh: Warehouse, spec: ExperimentSpec, as_of: datetime | None = None) -> VariantSums:
+    """Run the warehouse part: exposures, per-user values, caps, one aggregate per variant."""
+    expo_all = exposures(wh, spec, as_of)
     info = wh.execute(
         expo_all.aggregate(
             multi=(expo_all.nv > 1).sum(), first=expo_all.t0.min(), last=expo_all.t0.max()
         )
     ).iloc[0]
-    multi = int(_num(info, "multi"))
     expo = expo_all.filter(expo_all.nv == 1)
     cols = _Columns(spec, load_indicators(wh, spec))
-    u = per_user(wh, spec, cols, expo, q.as_of)
+    u = per_user(wh, spec, cols, expo, as_of)
     caps = _winsor_caps(wh, spec, cols, u)
     agg = u.group_by("variant").aggregate(**_stat_columns(spec, cols, u, caps))
     df = wh.execute(agg)
     rows = {str(r["variant"]): r for r in df.to_dict("records")}
+    return VariantSums(rows, caps, cols, int(_num(info, "multi")), info["first"], info["last"])
+
+
+def run_analysis(wh: Warehouse, spec: ExperimentSpec, q: AnalyzeQuery | None = None) -> ExperimentResult:
+    """Analyse every metric of ``spec`` for every variant against the baseline."""
+    q = q or AnalyzeQuery(experiment=spec.id)
+    check_baseline(spec, q)
+    return analyse_sums(spec, variant_sums(wh, spec, q.as_of), q)
+
+
+def check_baseline(spec: ExperimentSpec, q: AnalyzeQuery) -> None:
+    keys = [v.key for v in spec.variants]
+    baseline = q.baseline or spec.control
+    if baseline not in [*keys, HOLDOUT]:
+        raise YunyingError("experiments.unknown_variant", variant=baseline, variants=", ".join(keys))
+
+
+def analyse_sums(spec: ExperimentSpec, sums: VariantSums, q: AnalyzeQuery | None = None) -> ExperimentResult:
+    """The statistics part, on sums from any source (the warehouse, or a baseline in pandas)."""
+    q = q or AnalyzeQuery(experiment=spec.id)
+    check_baseline(spec, q)
+    method = q.method or spec.method
+    correction = q.correction or spec.correction
+    keys = [v.key for v in spec.variants]
+    baseline = q.baseline or spec.control
+    rows, caps, cols, multi = sums.rows, sums.caps, sums.cols, sums.multi
     counts = [int(_num(rows[k], "n")) if k in rows else 0 for k in keys]
     srm = srm_check(counts, [v.weight for v in spec.variants])
     holdout_users = int(_num(rows[HOLDOUT], "n")) if HOLDOUT in rows else 0
@@ -444,8 +475,8 @@ def run_analysis(wh: Warehouse, spec: ExperimentSpec, q: AnalyzeQuery | None = N
         srm=SrmSummary(p_value=srm.p_value, chi2=srm.chi2, mismatch=srm.mismatch),
         multi_variant_users=multi,
         holdout_users=holdout_users,
-        first_exposure=_ts(info["first"]),
-        last_exposure=_ts(info["last"]),
+        first_exposure=_ts(sums.first),
+        last_exposure=_ts(sums.last),
         metrics=results,
         goal_lift=spec.goal_lift,
     )
