@@ -82,30 +82,63 @@ class WarehouseGate:
         self._cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._size = cache_size
 
-    def run(self, key: tuple[str, str] | None, fn: Callable[[Warehouse], Any]) -> Any:
-        with self._lock:
-            try:
-                wh = Warehouse(self.settings)
+    def version(self) -> str | None:
+        """The data version without opening the warehouse (a stat), or None when unknown.
+
+        Every DuckDB write changes the database file or its write-ahead log; the Spark
+        lake's writes bump its ``_version`` marker. A warm page then skips the connection.
+        """
+        s = self.settings
+        if s.warehouse.engine == "duckdb":
+            parts = []
+            for p in (s.warehouse_path, s.warehouse_path.with_name(s.warehouse_path.name + ".wal")):
                 try:
-                    if key is None:
-                        return fn(wh)
-                    full = (*key, wh.data_version())
-                    if full in self._cache:
-                        self._cache.move_to_end(full)
-                        return self._cache[full]
-                    value = fn(wh)
-                    self._cache[full] = value
-                    if len(self._cache) > self._size:
-                        self._cache.popitem(last=False)
-                    return value
-                finally:
-                    wh.close()
-            except YunyingError:
-                raise
-            except Exception as e:
-                if _is_lock_error(e):
-                    raise YunyingError("web.warehouse_busy") from e
-                raise
+                    st = p.stat()
+                    parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+                except FileNotFoundError:
+                    parts.append("-")
+            return "duckdb-stat:" + "/".join(parts)
+        if s.warehouse.engine == "spark":
+            marker = s.lake_path / "_version"
+            return "spark:" + (marker.read_text() if marker.exists() else "0")
+        return None
+
+    def run(self, key: tuple[str, str] | None, fn: Callable[[Warehouse], Any]) -> Any:
+        if key is not None:
+            v = self.version()
+            if v is not None:
+                with self._lock:
+                    hit = self._cache.get((*key, v))
+                    if hit is not None:
+                        self._cache.move_to_end((*key, v))
+                        return hit
+                    return self._run_locked(key, fn, v)
+        with self._lock:
+            return self._run_locked(key, fn, None)
+
+    def _run_locked(self, key: tuple[str, str] | None, fn: Callable[[Warehouse], Any], version: str | None) -> Any:
+        try:
+            wh = Warehouse(self.settings)
+            try:
+                if key is None:
+                    return fn(wh)
+                full = (*key, version or wh.data_version())
+                if full in self._cache:
+                    self._cache.move_to_end(full)
+                    return self._cache[full]
+                value = fn(wh)
+                self._cache[full] = value
+                if len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+                return value
+            finally:
+                wh.close()
+        except YunyingError:
+            raise
+        except Exception as e:
+            if _is_lock_error(e):
+                raise YunyingError("web.warehouse_busy") from e
+            raise
 
 
 def _is_lock_error(e: Exception) -> bool:

@@ -127,7 +127,8 @@ def overview_view(request: Request) -> dict[str, Any]:
         shown = f"{value:.1%}" if key == "refund_rate" and value is not None else value
         kpis.append(
             {"key": key, "label": t(f"overview.{key}"), "value": shown, "spark": charts.sparkline(spark.get(key, [])),
-             "target": target, "gap": gap}
+             "target": target, "gap": gap, "fmt": st.format if st is not None else "",
+             "period": st.period.label() if st is not None else ""}
         )
     return {"overview": ov, "kpis": kpis, "as_of": h.as_of, "status": ov.status, "targets": statuses}
 
