@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import ibis
 import pytest
 
-from yunying.config import Settings
+from yunying.config import Settings, load_settings
 from yunying.errors import YunyingError
 from yunying.segments import SegmentSpec, add_tag, create_segment
 from yunying.segments.rules import dump_rule, parse_rule
@@ -45,6 +46,11 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
     ({"lifecycle": {"stage": "resurrected"}}, {"u5"}),
     ({"lifecycle": {"stage": "dormant"}}, {"u4"}),
     ({"lifecycle": {"stage": "churned"}}, {"u6"}),
+    # Calendar weeks (as the lifecycle chart): the week of Mon 10-26 .. Sun 11-01 local.
+    ({"lifecycle": {"stage": "resurrected", "grain": "week"}}, {"u5"}),
+    ({"lifecycle": {"stage": "dormant", "grain": "week"}}, {"u3"}),
+    ({"lifecycle": {"stage": "active", "grain": "month"}}, {"u1"}),  # u2 skipped September
+    ({"lifecycle": {"stage": "new", "grain": "month"}}, {"u3"}),
     ({"funnel": {"steps": ["view", "cart", "pay"], "dropped_at": 2, "within": {"last_days": 60}}}, {"u1", "u4", "u5"}),
     ({"funnel": {"steps": ["view", "cart", "pay"], "dropped_at": 3, "within": {"last_days": 60}}}, {"u2"}),
     ({"tag": "vip"}, {"u1", "u3"}),
@@ -55,7 +61,8 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 ]
 
 # A few of every kind, small enough for the shared Spark session.
-ENGINE_CASES = [CASES[i] for i in (4, 10, 13, 16, 22, 26, 28)]
+# RFM, calendar lifecycle and funnels come from yunying.analytics, tested there on Spark.
+ENGINE_CASES = [CASES[i] for i in (4, 10, 13, 22, 32)]
 
 
 def _prepare(settings: Settings, wh: Warehouse) -> None:
@@ -65,9 +72,19 @@ def _prepare(settings: Settings, wh: Warehouse) -> None:
     create_segment(settings, wh, spec, as_of=AS_OF)
 
 
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Warehouse]]:
+    """One loaded project for all the read-only condition cases."""
+    s = load_settings(tmp_path_factory.mktemp("rules"))
+    w = Warehouse(s, "duckdb")
+    _prepare(s, w)
+    yield s, w
+    w.close()
+
+
 @pytest.mark.parametrize(("rule", "expected"), CASES, ids=[str(i) for i in range(len(CASES))])
-def test_condition_on_duckdb(settings: Settings, wh: Warehouse, rule: dict[str, Any], expected: set[str]) -> None:
-    _prepare(settings, wh)
+def test_condition_on_duckdb(prepared: tuple[Settings, Warehouse], rule: dict[str, Any], expected: set[str]) -> None:
+    settings, wh = prepared
     assert set(evaluate(settings, wh, parse_rule(rule), AS_OF)) == expected
 
 
@@ -102,6 +119,7 @@ def test_rule_round_trips() -> None:
         ({"property": {"field": "bad key!", "value": "x"}}, "rule.property"),
         ({"rfm": {"class": "vip"}}, "rule.rfm.class"),
         ({"lifecycle": {"stage": "sleeping"}}, "rule.lifecycle.stage"),
+        ({"lifecycle": {"stage": "churned", "grain": "week"}}, "rule.lifecycle"),
         ({"funnel": {"steps": ["a", "b"], "dropped_at": 3}}, "rule.funnel"),
         ({"orders": {"measure": "gmv", "value": 1}}, "rule.orders.measure"),
         ({"or": [{"tag": "ok"}, {"not": {"tag": "has space"}}]}, "rule.or[1].not.tag"),

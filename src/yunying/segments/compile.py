@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ from yunying.segments.rules import (
     SegmentRef,
     TagCond,
 )
+from yunying.segments.timeutil import zone
 from yunying.warehouse.engine import Warehouse
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -215,33 +216,18 @@ class Compiler:
         agg = o.group_by("user_id").agg(v=o.amount.sum())
         return self._count_pred(agg, c.op, c.value, ibis.literal(c.value, type=dt.Decimal(18, 2)))
 
-    def rfm_table(self, within: Period) -> ir.Table:
-        """Per paying user: recency (s), frequency, monetary and the 8-class label."""
-        lo, hi = within.bounds(self.as_of, self.tz)
-        ref = hi if hi is not None else self.as_of
-        o = self.wh.table("orders")
-        o = o.filter(o.status == "paid", self._in_range(o.ts, lo, hi))
-        per = o.group_by("user_id").agg(
-            last=o.ts.max(), f=o.count().cast("float64"), m=o.amount.sum().cast("float64")
-        )
-        per = per.mutate(r=ibis.literal(ref).epoch_seconds() - per["last"].epoch_seconds())
-        means = per.agg(mr=per.r.mean(), mf=per.f.mean(), mm=per.m.mean())
-        j = per.cross_join(means)
-        rh, fh, mh = j.r <= j.mr, j.f >= j.mf, j.m >= j.mm
-        label = ibis.cases(
-            (mh & rh & fh, "important_value"),
-            (mh & rh & ~fh, "important_development"),
-            (mh & ~rh & fh, "important_retention"),
-            (mh & ~rh & ~fh, "important_winback"),
-            (~mh & rh & fh, "general_value"),
-            (~mh & rh & ~fh, "general_development"),
-            (~mh & ~rh & fh, "general_retention"),
-            else_="general_winback",
-        )
-        return j.select("user_id", "r", "f", "m", rfm_class=label)
+    def local_day(self) -> date:
+        """The evaluation instant's calendar day in the project time zone."""
+        return self.as_of.replace(tzinfo=UTC).astimezone(zone(self.tz)).date()
+
+    def _local_day_of(self, instant: datetime) -> date:
+        return instant.replace(tzinfo=UTC).astimezone(zone(self.tz)).date()
 
     def _rfm(self, c: RfmCond) -> ir.BooleanValue:
-        t = self.rfm_table(c.within)
+        from yunying.analytics.rfm import RfmQuery, scored
+
+        q = RfmQuery(as_of=self.local_day(), lookback_days=c.lookback_days, threshold=c.threshold)
+        t, *_ = scored(self.wh, q)
         return self._in(t.filter(t.rfm_class == c.rfm_class))
 
     def lifecycle_table(self, period_days: int) -> ir.Table:
@@ -271,34 +257,35 @@ class Compiler:
         return j.select("user_id", stage=stage)
 
     def _lifecycle(self, c: LifecycleCond) -> ir.BooleanValue:
-        t = self.lifecycle_table(c.period_days)
-        return self._in(t.filter(t.stage == c.stage))
+        if c.grain is None:
+            t = self.lifecycle_table(c.period_days)
+            return self._in(t.filter(t.stage == c.stage))
+        from yunying.analytics.common import DateRange
+        from yunying.analytics.lifecycle import LifecycleQuery, lifecycle_stages
 
-    def funnel_reach(self, c: FunnelCond) -> list[ir.Table]:
-        """Users reaching each step in order (first step-1 event in the period starts the clock)."""
-        start = self._filtered("events", c.within)
-        start = start.filter(start.event == c.steps[0])
-        reach = start.group_by("user_id").agg(t0=start.ts.min())
-        reach = reach.mutate(t=reach.t0)
-        out = [reach]
-        window = c.window_days * 86400
-        ev = self.wh.table("events")
-        for step in c.steps[1:]:
-            ek = ev.filter(ev.event == step).select("user_id", ts_k=ev.ts)
-            j = reach.join(ek, "user_id")
-            j = j.filter(
-                j.ts_k >= j.t,
-                j.ts_k.epoch_seconds() <= j.t0.epoch_seconds() + window,
-                j.ts_k < self.as_of,
-            )
-            reach = j.group_by(["user_id", "t0"]).agg(t=j.ts_k.min())
-            out.append(reach)
-        return out
+        day = self.local_day()
+        q = LifecycleQuery(grain=c.grain, dates=DateRange(**{"from": day, "to": day}))
+        st = lifecycle_stages(self.wh, q)
+        theirs = {"new": "new", "active": "returning", "resurrected": "resurrecting"}
+        return self._in(st.filter(st.stage == theirs.get(c.stage, c.stage)))
 
     def _funnel(self, c: FunnelCond) -> ir.BooleanValue:
-        reach = self.funnel_reach(c)
-        k = c.dropped_at - 1
-        return self._in(reach[k - 1]) & ~self._in(reach[k])
+        from yunying.analytics.common import DateRange
+        from yunying.analytics.funnels import FunnelQuery, FunnelStep, funnel_levels
+
+        lo, hi = c.within.bounds(self.as_of, self.tz)
+        first = self._local_day_of(lo) if lo is not None else date(2000, 1, 1)
+        last = self._local_day_of((hi or self.as_of) - timedelta(microseconds=1))
+        if last < first:
+            return ibis.literal(False)
+        q = FunnelQuery(
+            steps=[FunnelStep(event=s) for s in c.steps],
+            dates=DateRange(**{"from": first, "to": last}),
+            window_days=c.window_days,
+            time_to_convert=False,
+        )
+        lv = funnel_levels(self.wh, q)
+        return self._in(lv.filter(lv.level == c.dropped_at - 1))
 
     def _segment(self, c: SegmentRef, path: str, stack: tuple[str, ...]) -> ir.BooleanValue:
         if c.name in stack:

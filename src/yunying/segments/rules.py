@@ -132,7 +132,11 @@ class OrdersCond(_Node):
 
 
 class RfmCond(_Node):
-    """One of the 8 RFM classes, scored on paid orders within the period (default 365 days)."""
+    """One of the 8 RFM classes, as ``yunying rfm`` computes them (paid orders, local days).
+
+    The window is the ``lookback_days`` local days ending on the evaluation day; R, F and
+    M are high when above (R: more recent than) the ``threshold`` of paying users.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -146,22 +150,43 @@ class RfmCond(_Node):
         "general_retention",
         "general_winback",
     ] = Field(alias="class")
-    within: Period = Field(default_factory=lambda: Period(last_days=365))
+    lookback_days: int = Field(default=365, ge=1, le=36500)
+    threshold: Literal["mean", "median"] = "mean"
 
 
 class LifecycleCond(_Node):
-    """Lifecycle stage as of evaluation time, in periods of ``period_days``."""
+    """Lifecycle stage as of evaluation time.
+
+    Without ``grain``: rolling periods of ``period_days`` (all six stages). With ``grain``
+    (day/week/month): the calendar period containing the evaluation time, as the lifecycle
+    chart (``yunying lifecycle``) shows it: new, active (active the previous period too),
+    resurrected (回流) or dormant (沉默).
+    """
 
     stage: Literal["new", "active", "returning", "resurrected", "dormant", "churned"]
     period_days: int = Field(default=30, ge=1, le=365)
+    grain: Literal["day", "week", "month"] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LifecycleCond:
+        if self.grain is not None and self.stage in ("returning", "churned"):
+            raise ValueError(
+                f"stage '{self.stage}' needs rolling periods (period_days), not grain; "
+                "with grain use new, active, resurrected or dormant"
+            )
+        return self
 
 
 class FunnelCond(_Node):
-    """Reached step ``dropped_at - 1`` of the ordered funnel but not step ``dropped_at``."""
+    """Reached step ``dropped_at - 1`` of the funnel but not step ``dropped_at``.
+
+    Computed by ``yunying funnel`` (ordered, ClickHouse windowFunnel semantics): step 1
+    on the local days of ``within``, later steps within ``window_days`` of it.
+    """
 
     steps: list[str] = Field(min_length=2, max_length=10)
     dropped_at: int = Field(ge=2)
-    within: Period | None = None
+    within: Period = Field(default_factory=lambda: Period(last_days=30))
     window_days: int = Field(default=7, ge=1, le=365)
 
     @model_validator(mode="after")
