@@ -47,6 +47,11 @@ def client(url: str, tool_id: str, n_users: int, seed: int, out: Outcome, shared
             if e.key in FINAL:
                 finals += 1
             continue
+        except Exception as e:  # reported by the test, never lost in a dead thread
+            with out.lock:
+                name = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                out.errors[name] = out.errors.get(name, 0) + 1
+            continue
         with out.lock:
             out.results.append((req, res))
 

@@ -70,6 +70,7 @@ def test_200_clients_never_oversell(pg_url: str) -> None:
     migrate(pg_url)
     tid = flash_sale(pg_url, shards=8)  # sharded stock and budget: merged for the last units
     out = race(pg_url, tid, threads=200, n_users=USERS, pairs=20)
+    assert set(out.errors) <= {"engage.sold_out", "engage.budget_exhausted", "engage.user_limit"}, out.errors
     assert consistent(pg_url, tid) == STOCK
     assert len(out.results) == STOCK + 20  # 20 pairs raced with one key: 20 replays
     by_key: dict[str, set[str]] = {}
@@ -77,7 +78,6 @@ def test_200_clients_never_oversell(pg_url: str) -> None:
         by_key.setdefault(req.key, set()).add(res.redemption_id)
     assert len(by_key) == STOCK and all(len(v) == 1 for v in by_key.values())
     assert sum(1 for _, r in out.results if r.replayed) == 20
-    assert set(out.errors) <= {"engage.sold_out", "engage.budget_exhausted", "engage.user_limit"}
     # Replays after the sale answer the original result.
     for req, res in out.results[:50]:
         again = S.redeem(pg_url, req)

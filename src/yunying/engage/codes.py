@@ -9,7 +9,6 @@ and the insert uses ``COPY`` on PostgreSQL and ``executemany`` on SQLite.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import secrets
 
@@ -86,7 +85,3 @@ def bulk_insert(conn: Connection, tool_id: str, codes: list[str]) -> int:
     )
     after = conn.execute(text("SELECT total_changes()")).scalar_one()
     return int(after - before)
-
-
-def claimed_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import CursorResult, Result, func, insert, select
 from sqlalchemy.orm import Session
 
 from yunying.engage.models import LedgerEntry, Outbox
@@ -56,6 +56,11 @@ def transfer(
         ],
     )
     return tx
+
+
+def rc(result: Result[Any]) -> int:
+    """Rows changed by an ``UPDATE``/``INSERT`` (the outcome of a conditional update)."""
+    return int(cast("CursorResult[Any]", result).rowcount)
 
 
 def move(src: str, dst: str, asset: str, amount: int) -> list[Leg]:

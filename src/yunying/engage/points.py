@@ -20,8 +20,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yunying.appdb import session_scope
-from yunying.engage.ledger import emit, move, transfer
-from yunying.engage.models import LedgerEntry, PointsLot, PointsRule, TierLevel, UserTier
+from yunying.engage.ledger import emit, move, rc, transfer
+from yunying.engage.models import LedgerEntry, Op, PointsLot, PointsRule, TierLevel, UserTier
 from yunying.engage.rules import whole_units
 from yunying.engage.service import _claim, _idempotent, as_utc
 from yunying.errors import YunyingError
@@ -112,6 +112,13 @@ class TierSpec(BaseModel):
     min_points: int = Field(ge=0)
 
 
+class TierLadder(BaseModel):
+    tiers: list[TierSpec]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        return ["name", "min_points"], [[t.name, t.min_points] for t in self.tiers]
+
+
 class TierChange(BaseModel):
     user_id: str
     old: str | None
@@ -175,8 +182,7 @@ def earn(url: str, req: EarnRequest) -> EarnResult:
 
 
 def update_op(key: str, data: dict[str, Any]) -> Any:
-    from yunying.engage.models import Op
-
+    """The statement storing an act's result under its idempotency key."""
     return update(Op).where(Op.key == key).values(result=data)
 
 
@@ -208,7 +214,7 @@ def spend(url: str, req: SpendRequest) -> SpendResult:
                 .where(PointsLot.id == lt.id, PointsLot.remaining >= take)
                 .values(remaining=PointsLot.remaining - take)
             )
-            if done.rowcount != 1:
+            if rc(done) != 1:
                 raise YunyingError("engage.busy", tool="points")
             need -= take
             used.append(lt.id)
@@ -236,7 +242,7 @@ def expire(url: str, at: dt.datetime | None = None) -> ExpireResult:
             done = s.execute(
                 update(PointsLot).where(PointsLot.id == lot_id, PointsLot.remaining == remaining).values(remaining=0)
             )
-            if done.rowcount != 1:
+            if rc(done) != 1:
                 continue
             transfer(s, f"expire:{lot_id}", "points_expired", None,
                      move(f"user:{user_id}", "points:expired", "points", remaining), when)

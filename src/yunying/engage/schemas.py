@@ -157,7 +157,9 @@ class CodesResult(BaseModel):
     codes: list[str] = Field(default_factory=list)
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
-        return ["code"], [[c] for c in self.codes]
+        if self.codes:
+            return ["code"], [[c] for c in self.codes]
+        return ["tool_id", "created"], [[self.tool_id, self.created]]
 
 
 class LedgerCheck(BaseModel):
@@ -165,10 +167,15 @@ class LedgerCheck(BaseModel):
 
     transactions: int
     unbalanced: list[str]
-    balances: dict[str, int]
+    balances: dict[str, int] = Field(description="account|asset → balance in minor units (cents, units, points)")
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
-        return ["account", "balance"], [[k, v] for k, v in sorted(self.balances.items())]
+        """Money shown in currency units (stored in cents), stock in units, points as points."""
+        rows: list[list[Any]] = []
+        for k, v in sorted(self.balances.items()):
+            account, _, asset = k.partition("|")
+            rows.append([account, asset, Decimal(v) / 100 if asset == "money" else v])
+        return ["account", "asset", "balance"], rows
 
 
 class FlushResult(BaseModel):

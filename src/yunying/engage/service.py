@@ -17,18 +17,17 @@ import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from yunying.appdb import session_scope
 from yunying.engage import codes as codes_mod
-from yunying.engage.ledger import balances, emit, move, transfer, unbalanced
+from yunying.engage.ledger import balances, emit, move, rc, transfer, unbalanced
 from yunying.engage.models import (
     Code,
     Grant,
@@ -343,29 +342,38 @@ def _claim(s: Session, key: str, kind: str, result: dict[str, Any], at: dt.datet
     s.execute(insert(Op).values(key=key, kind=kind, result=result, at=at))
 
 
+RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
 def _idempotent(
     url: str, key: str, kind: str, act: Callable[[Session], dict[str, Any]], conflict: str
 ) -> tuple[dict[str, Any], bool]:
     """Run ``act`` once per key; a replay (or a racing duplicate) gets the stored result.
 
     The stored result is looked up only when the act fails (a unique-key violation or a
-    rule error), which keeps the common path to one transaction.
+    rule error), which keeps the common path to one transaction. A transaction the
+    server aborted as a deadlock victim rolled back entirely and is simply run again.
     """
-    try:
-        with session_scope(url) as s:
-            return act(s), False
-    except YunyingError:
-        with session_scope(url) as s:
-            done = _stored(s, key, kind)
-        if done is not None:
-            return done, True
-        raise
-    except IntegrityError as e:
-        with session_scope(url) as s:
-            done = _stored(s, key, kind)
-        if done is not None:
-            return done, True
-        raise YunyingError(conflict, ikey=key) from e
+    for attempt in range(5):
+        try:
+            with session_scope(url) as s:
+                return act(s), False
+        except YunyingError:
+            with session_scope(url) as s:
+                done = _stored(s, key, kind)
+            if done is not None:
+                return done, True
+            raise
+        except IntegrityError as e:
+            with session_scope(url) as s:
+                done = _stored(s, key, kind)
+            if done is not None:
+                return done, True
+            raise YunyingError(conflict, ikey=key) from e
+        except DBAPIError as e:
+            if getattr(e.orig, "sqlstate", None) not in RETRY_SQLSTATES or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _bump_user(s: Session, tool: Tool, user_id: str, q: int) -> None:
@@ -431,7 +439,7 @@ def issue(url: str, req: IssueRequest, elig: Eligibility | None = None) -> Issue
                 .where(Code.code == code, Code.tool_id == tool.id, Code.user_id.is_(None))
                 .values(user_id=req.user_id, claimed_at=at)
             )
-            if claimed.rowcount != 1:
+            if rc(claimed) != 1:
                 raise YunyingError("engage.code_invalid", code=req.code)
         _bump_user(s, tool, req.user_id, 1)
         s.execute(
@@ -447,7 +455,7 @@ def issue(url: str, req: IssueRequest, elig: Eligibility | None = None) -> Issue
             .where((Tool.total_limit.is_(None)) | (Tool.issued < Tool.total_limit))
             .values(issued=Tool.issued + 1)
         )
-        if took.rowcount != 1:
+        if rc(took) != 1:
             raise YunyingError("engage.total_limit", tool=tool.id, limit=tool.total_limit)
         return result
 
@@ -543,7 +551,7 @@ def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
     }
     n = tool.shards
     if n == 1:
-        return s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals)).rowcount == 1
+        return rc(s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals))) == 1
     # Fast path: a random shard that can serve and that nobody holds (SKIP LOCKED never
     # waits, so it cannot join a deadlock); the chosen row is locked and current.
     pick = (
@@ -554,7 +562,7 @@ def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    if s.execute(update(ToolShard).where(ToolShard.tool_id == tool.id, ToolShard.shard == pick).values(**vals)).rowcount:
+    if rc(s.execute(update(ToolShard).where(ToolShard.tool_id == tool.id, ToolShard.shard == pick).values(**vals))):
         return True
     if n == 1:
         return False
@@ -570,7 +578,7 @@ def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
             .values(left=left if r.shard == 0 else (None if left is None else 0),
                     budget_left_cents=bleft if r.shard == 0 else (None if bleft is None else 0))
         )
-    return s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals)).rowcount == 1
+    return rc(s.execute(update(ToolShard).where(*cond, ToolShard.shard == 0).values(**vals))) == 1
 
 
 def validate(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Quote:
@@ -625,7 +633,7 @@ def _draw_prize(s: Session, tool: Tool, rules: LotteryRules) -> tuple[int, list[
             .where(Prize.tool_id == tool.id, Prize.prize_id == prize.prize_id, Prize.stock > 0)
             .values(stock=Prize.stock - 1)
         )
-        if took.rowcount != 1:
+        if rc(took) != 1:
             raise YunyingError("engage.busy", tool=tool.id)
     return seed, candidates, prize
 
@@ -658,7 +666,7 @@ def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Red
                 .where(Grant.id == req.grant_id, Grant.status == "issued")
                 .values(status="redeemed")
             )
-            if used.rowcount != 1:
+            if rc(used) != 1:
                 raise YunyingError("engage.grant_used", grant=req.grant_id, status="redeemed")
         else:
             _bump_user(s, tool, req.user_id, plan.quantity)
@@ -758,7 +766,7 @@ def rollback(url: str, req: RollbackRequest) -> RollbackResult:
             .where(Redemption.id == r.id, Redemption.status == "redeemed", Redemption.settled_at.is_(None))
             .values(status="rolled_back")
         )
-        if done.rowcount != 1:
+        if rc(done) != 1:
             raise YunyingError("engage.not_redeemed", redemption=r.id, status="rolled_back")
         legs = s.execute(
             select(LedgerEntry.account, LedgerEntry.asset, LedgerEntry.amount).where(
@@ -810,7 +818,7 @@ def settle(url: str, at: dt.datetime | None = None) -> SettleResult:
     paid = 0
     with session_scope(url) as s:
         due = s.execute(
-            select(Redemption.id, Redemption.op_key, Redemption.tool_id, Redemption.user_id, Redemption.amount_cents)
+            select(Redemption.id, Redemption.tool_id, Redemption.user_id, Redemption.amount_cents)
             .join(Tool, Tool.id == Redemption.tool_id)
             .where(
                 Tool.kind.in_(sorted(DEFERRED_KINDS)),
@@ -820,14 +828,14 @@ def settle(url: str, at: dt.datetime | None = None) -> SettleResult:
             )
             .order_by(Redemption.matures_at)
         ).all()
-    for rid, op_key, tool_id, user_id, cents in due:
+    for rid, tool_id, user_id, cents in due:
         with session_scope(url) as s:
             done = s.execute(
                 update(Redemption)
                 .where(Redemption.id == rid, Redemption.status == "redeemed", Redemption.settled_at.is_(None))
                 .values(settled_at=when)
             )
-            if done.rowcount != 1:
+            if rc(done) != 1:
                 continue
             tool = _load_tool(s, tool_id)
             transfer(s, f"settle:{rid}", "settle", tool_id, move(f"budget:{tool_id}", f"user:{user_id}", "money", cents), when)
@@ -835,7 +843,6 @@ def settle(url: str, at: dt.datetime | None = None) -> SettleResult:
                  redemption_id=rid, amount=from_cents(cents))
             n += 1
             paid += cents
-        del op_key
     return SettleResult(settled=n, paid=from_cents(paid))
 
 
@@ -861,7 +868,7 @@ def convert(url: str, req: ConvertRequest) -> ConvertResult:
             .where(Redemption.id == r.id, Redemption.status == "redeemed", Redemption.converted_at.is_(None))
             .values(converted_at=at)
         )
-        if done.rowcount != 1:
+        if rc(done) != 1:
             raise YunyingError("engage.already_converted", redemption=r.id)
         emit(s, "trial_converted", r.user_id, at, tool_id=tool.id, campaign_id=tool.campaign_id,
              kind=tool.kind, redemption_id=r.id, order_id=req.order_id)
@@ -895,10 +902,6 @@ def redemption_detail(url: str, redemption_id: str) -> dict[str, Any]:
         if r is None:
             raise YunyingError("engage.unknown_redemption", redemption=redemption_id)
         return dict(r.detail)
-
-
-def decimal_of(cents: int) -> Decimal:
-    return from_cents(cents)
 
 
 def check_ledger(url: str, prefix: str = "") -> LedgerCheck:
