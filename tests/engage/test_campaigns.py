@@ -160,6 +160,8 @@ def test_invalid_campaigns(csettings: Settings, cwh: Warehouse) -> None:
 
 
 def test_tools_from_the_tools_module(csettings: Settings, cwh: Warehouse) -> None:
+    from decimal import Decimal
+
     from yunying.engage.schemas import ToolSpec
     from yunying.engage.service import create_tool
 
@@ -168,10 +170,21 @@ def test_tools_from_the_tools_module(csettings: Settings, cwh: Warehouse) -> Non
     tool = uid("voucher")
     create_tool(csettings.appdb_url, ToolSpec(
         id=tool, kind="voucher", name="满100减20", starts_at=NOW, ends_at=NOW + timedelta(days=9),
-        rules={"amount": "20", "threshold": "100"},
+        rules={"amount": "20", "threshold": "100"}, budget=Decimal("6000"),
     ))
     cid = campaign(csettings, seg, tools=[tool])
-    assert C.get_campaign(csettings, cid).tools == [tool]
+    c = C.get_campaign(csettings, cid)
+    assert c.tools == [tool]
+    assert [(u.id, u.kind, u.issued, u.budget) for u in c.tool_usage] == [(tool, "voucher", 0, Decimal("6000"))]
+    assert c.spent == Decimal("0")
+    C.approve(csettings, cid, "主管", "admin", NOW)
+    # The tool may spend 6000 but the campaign's budget is 5000: scheduling is refused.
+    with pytest.raises(YunyingError) as e:
+        C.transition(csettings, cid, "schedule", "小王", "operator", NOW)
+    assert e.value.key == "campaign.tools_over_budget"
+    rich = campaign(csettings, seg, tools=[tool], budget="8000")
+    C.approve(csettings, rich, "主管", "admin", NOW)
+    assert C.transition(csettings, rich, "schedule", "小王", "operator", NOW).status == "scheduled"
 
 
 def test_assignment_is_deterministic_with_the_holdout_share() -> None:

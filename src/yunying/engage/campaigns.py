@@ -103,6 +103,17 @@ class Transition(BaseModel):
     note: str
 
 
+class ToolUsage(BaseModel):
+    """A campaign tool as the tools module reports it (issued, money used)."""
+
+    id: str
+    kind: str
+    name: str
+    issued: int
+    budget: Decimal | None
+    budget_used: Decimal
+
+
 class CampaignOut(BaseModel):
     id: str
     name: str
@@ -129,6 +140,8 @@ class CampaignOut(BaseModel):
     created_by: str
     created_at: datetime
     transitions: list[Transition] = []
+    tool_usage: list[ToolUsage] = []
+    spent: Decimal = Decimal("0.00")
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
         tz = zone(self.timezone)
@@ -153,8 +166,13 @@ class CampaignOut(BaseModel):
                 f"{local(self.starts_at)} – {local(self.ends_at)} ({self.timezone})",
             ],
             [t("campaign.f.budget"), f"{self.budget} {self.currency}"],
+            [t("campaign.f.spent"), f"{self.spent} {self.currency}"],
             [t("campaign.f.channel"), self.channel],
-            [t("campaign.f.tools"), ", ".join(self.tools)],
+            [
+                t("campaign.f.tools"),
+                ", ".join(f"{u.id} ({u.kind} {u.name}, {u.issued})" for u in self.tool_usage)
+                or ", ".join(self.tools),
+            ],
             [t("campaign.f.holdout"), f"{self.holdout_share:.0%}"],
             [t("campaign.f.owner"), self.owner],
             [
@@ -296,6 +314,29 @@ def _check_tools(url: str, tools: list[str]) -> None:
             raise
 
 
+def tool_usage(url: str, tools: list[str]) -> list[ToolUsage]:
+    """Live figures of the campaign's tools; tools deleted since are left out."""
+    if not tools:
+        return []
+    try:
+        from yunying.engage.service import get_tool
+    except ImportError:  # pragma: no cover - the tools module ships with yunying
+        return []
+    out = []
+    for tool in tools:
+        try:
+            x = get_tool(url, tool)
+        except YunyingError:
+            continue
+        out.append(
+            ToolUsage(
+                id=x.id, kind=x.kind, name=x.name, issued=x.issued,
+                budget=x.budget, budget_used=x.budget_used,
+            )
+        )
+    return out
+
+
 def _out(row: CampaignRow, transitions: list[CampaignTransition] | None = None) -> CampaignOut:
     return CampaignOut(
         id=row.id,
@@ -427,7 +468,10 @@ def get_campaign(settings: Settings, campaign_id: str) -> CampaignOut:
                 .order_by(CampaignTransition.at, CampaignTransition.id)
             ).all()
         )
-        return _out(row, trs)
+        out = _out(row, trs)
+    out.tool_usage = tool_usage(segments.appdb_url(settings), out.tools)
+    out.spent = sum((u.budget_used for u in out.tool_usage), Decimal("0.00"))
+    return out
 
 
 def list_campaigns(settings: Settings, status: str | None = None) -> CampaignList:
@@ -472,6 +516,13 @@ def transition(
                 raise YunyingError("campaign.needs_approval", id=campaign_id)
             if at >= row.ends_at:
                 raise YunyingError("campaign.already_over", id=campaign_id)
+            usage = tool_usage(segments.appdb_url(settings), list(row.tools))
+            capped = sum((u.budget for u in usage if u.budget is not None), Decimal(0))
+            if capped > row.budget:
+                raise YunyingError(
+                    "campaign.tools_over_budget", id=campaign_id, tools=str(capped),
+                    budget=str(row.budget),
+                )
         if action == "start":
             if at < row.starts_at:
                 raise YunyingError("campaign.not_yet", id=campaign_id, starts_at=str(row.starts_at))
