@@ -66,8 +66,8 @@ class TagList(BaseModel):
 def _tag(tag: str) -> str:
     try:
         return check_name(tag, "tag")
-    except ValueError as e:
-        raise YunyingError("tag.bad_name", tag=tag, reason=str(e)) from None
+    except ValueError:
+        raise YunyingError("tag.bad_name", tag=tag) from None
 
 
 def _ids(user_ids: list[str]) -> list[str]:
