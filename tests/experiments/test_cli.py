@@ -71,6 +71,8 @@ def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
         (["experiment", "create", "x", "-p", p, "--variants", "a:1"], "experiments.bad_variants"),
         (["experiment", "create", "x", "-p", p, "--metric", "oops"], "experiments.bad_metric"),
         (["experiment", "create", "bad id!", "-p", p], "experiments.invalid"),
+        (["experiment", "create", "x", "-p", p, "--metric", "v:mean:events:view:sum:bad name"], "experiments.invalid"),
+        (["experiment", "analyze", "x", "-p", p, "--method", "magic"], "experiments.not_found"),
         (["experiment", "analyze", "nope", "-p", p], "experiments.not_found"),
         (["experiment", "power", "--mde", "0.01"], "experiments.invalid"),
     ]

@@ -46,3 +46,7 @@ def test_unknown_campaign_is_a_clear_error(settings: Settings, wh: Warehouse) ->
     with pytest.raises(YunyingError) as e:
         run_campaign_eval(settings, wh, "nope")
     assert "campaign_assigned" in e.value.message("en")
+    build_campaign(wh, n=200)
+    with pytest.raises(YunyingError) as e:
+        run_campaign_eval(settings, wh, "may_voucher", segment_by="tier; drop")
+    assert e.value.key == "reports.bad_segment_by"

@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         spec = load(s, experiment_id)
         ids = read_user_file(users_file) if users_file is not None else None
-        with open_warehouse(s) as wh:
+        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
             r = assign_and_log(s, wh, spec, ids, at)
         if r.eligible == 0:
             raise YunyingError("experiments.no_users", id=experiment_id)
@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
                 "experiments.invalid", path="--options",
                 field=".".join(str(x) for x in first["loc"]), reason=first["msg"],
             ) from e
-        with open_warehouse(s) as wh:
+        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
             result = run_analysis(wh, spec, q)
         if result.srm.mismatch and fmt == OutputFormat.table:
             err_console.print(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from yunying.cli.common import ProjectOpt, console, settings_for
+from yunying.cli.common import ProjectOpt, console, err_console, settings_for
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
 
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         _check(fmt)
         s = settings_for(project)
         spec = load(s, experiment_id)
-        with open_warehouse(s) as wh:
+        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
             doc = experiment_report(wh, spec, lang=lang or get_language())
         _write("experiment", spec.id, fmt, out, s.project_dir, doc)
 
@@ -91,6 +91,6 @@ def register(app: typer.Typer) -> None:
 
         _check(fmt)
         s = settings_for(project)
-        with open_warehouse(s) as wh:
+        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
             doc = campaign_report(s, wh, campaign_id, lang=lang or get_language(), segment_by=by)
         _write("campaign", campaign_id, fmt, out, s.project_dir, doc)

@@ -181,7 +181,10 @@ def _segment_col(wh: Warehouse, by: str) -> tuple[ir.Table, str]:
     if by in ("channel",):
         col = users[by]
     else:
-        col = prop_text(engine_of(wh), users, by)
+        try:
+            col = prop_text(engine_of(wh), users, by)
+        except ValueError:
+            raise YunyingError("reports.bad_segment_by", name=by) from None
     return users.select(_su=users.user_id, _seg=col.fill_null("(none)")), by
 
 

@@ -22,6 +22,7 @@ FOLDER = "experiments"
 EXPOSURE_EVENT = "$exposure"
 HOLDOUT = "holdout"
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+PROPERTY = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
 
 
 class Variant(BaseModel):
@@ -40,9 +41,9 @@ class Measure(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     source: Literal["events", "orders"] = "events"
-    event: str | None = None
+    event: str | None = Field(default=None, min_length=1, max_length=256)
     agg: Literal["any", "count", "sum"] = "any"
-    value: str | None = None
+    value: str | None = Field(default=None, pattern=PROPERTY)
     status: str = "paid"
 
     @model_validator(mode="after")
