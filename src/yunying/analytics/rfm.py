@@ -219,29 +219,21 @@ def per_user(wh: Any, q: RfmQuery) -> tuple[ir.Table, date, date]:
     return pu.select("user_id", "recency_days", "frequency", "monetary"), as_of, start_day
 
 
-def thresholds(wh: Any, pu: ir.Table, q: RfmQuery) -> RfmThresholds:
+def _threshold_columns(pu: ir.Table, q: RfmQuery) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """Thresholds as expressions (window aggregates or literals): no extra round trip."""
     if q.threshold == "custom":
         assert q.recency_threshold is not None
         assert q.frequency_threshold is not None
         assert q.monetary_threshold is not None
-        return RfmThresholds(
-            recency_days=q.recency_threshold,
-            frequency=q.frequency_threshold,
-            monetary=q.monetary_threshold,
+        return (
+            ibis.literal(float(q.recency_threshold)),
+            ibis.literal(float(q.frequency_threshold)),
+            ibis.literal(float(q.monetary_threshold)),
         )
     agg = "mean" if q.threshold == "mean" else "median"
-    df = wh.execute(
-        pu.aggregate(
-            r=getattr(pu.recency_days.cast("float64"), agg)(),
-            f=getattr(pu.frequency.cast("float64"), agg)(),
-            m=getattr(pu.monetary, agg)(),
-        )
-    )
-    return RfmThresholds(
-        recency_days=float(df["r"].iloc[0]),
-        frequency=float(df["f"].iloc[0]),
-        monetary=float(df["m"].iloc[0]),
-    )
+    cols = (pu.recency_days.cast("float64"), pu.frequency.cast("float64"), pu.monetary)
+    r, f, m = (getattr(c, agg)().over() for c in cols)
+    return r, f, m
 
 
 def _score(
@@ -253,18 +245,23 @@ def _score(
     return (1 + (rank * 5) // n).cast("int64")  # type: ignore[no-any-return]
 
 
-def scored(wh: Any, q: RfmQuery) -> tuple[ir.Table, RfmThresholds, date, date]:
-    """Per user: R, F, M, the 1–5 scores, the named segment and the 8-class label."""
+def scored(wh: Any, q: RfmQuery) -> tuple[ir.Table, date, date]:
+    """Per user: R, F, M, the 1–5 scores, the named segment, the 8-class label, thresholds."""
     pu, as_of, start_day = per_user(wh, q)
-    th = thresholds(wh, pu, q)
+    th_r, th_f, th_m = _threshold_columns(pu, q)
     n = pu.user_id.count().over()
     s = pu.mutate(
         r_score=_score(pu.recency_days, n, descending=True),
         f_score=_score(pu.frequency, n),
         m_score=_score(pu.monetary, n),
-        r_high=pu.recency_days < th.recency_days,
-        f_high=pu.frequency > th.frequency,
-        m_high=pu.monetary > th.monetary,
+        th_r=th_r,
+        th_f=th_f,
+        th_m=th_m,
+    )
+    s = s.mutate(
+        r_high=s.recency_days < s.th_r,
+        f_high=s.frequency > s.th_f,
+        m_high=s.monetary > s.th_m,
     )
     s = s.mutate(
         rfm_class=ibis.cases(
@@ -277,21 +274,32 @@ def scored(wh: Any, q: RfmQuery) -> tuple[ir.Table, RfmThresholds, date, date]:
             *[(s.r_score.isin(rs) & s.f_score.isin(fs), key) for key, rs, fs, _zh, _en in SEGMENTS]
         ),
     )
-    return s.select(*USER_COLUMNS), th, as_of, start_day
+    return s.select(*USER_COLUMNS, "th_r", "th_f", "th_m"), as_of, start_day
 
 
 def run_rfm(wh: Any, q: RfmQuery) -> RfmResult:
-    s, th, as_of, start_day = scored(wh, q)
-    by_class = wh.execute(
-        s.group_by("rfm_class").aggregate(users=s.count(), revenue=s.monetary.sum())
+    """One query: users and revenue per (class, segment) cell, with the thresholds used."""
+    s, as_of, start_day = scored(wh, q)
+    cells = wh.execute(
+        s.group_by(["rfm_class", "segment"]).aggregate(
+            users=s.count(),
+            revenue=s.monetary.sum(),
+            th_r=s.th_r.max(),
+            th_f=s.th_f.max(),
+            th_m=s.th_m.max(),
+        )
     )
-    by_segment = wh.execute(
-        s.group_by("segment").aggregate(users=s.count(), revenue=s.monetary.sum())
-    )
-    users = int(by_class["users"].sum())
+    users = int(cells["users"].sum()) if len(cells) else 0
     if users == 0:
         raise YunyingError("rfm.no_orders_window", start=str(start_day), end=str(as_of))
-    revenue = float(by_class["revenue"].sum())
+    revenue = float(cells["revenue"].sum())
+    th = RfmThresholds(
+        recency_days=float(cells["th_r"].iloc[0]),
+        frequency=float(cells["th_f"].iloc[0]),
+        monetary=float(cells["th_m"].iloc[0]),
+    )
+    by_class = cells.groupby("rfm_class", as_index=False)[["users", "revenue"]].sum()
+    by_segment = cells.groupby("segment", as_index=False)[["users", "revenue"]].sum()
 
     def groups(df: Any, col: str, defs: list[tuple[str, str, str]]) -> list[RfmGroup]:
         stats = {str(r[col]): (int(r["users"]), to_float(r["revenue"]) or 0.0) for _, r in df.iterrows()}
@@ -330,7 +338,7 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
 
     ``group`` is a class or segment (key, Chinese or English name) to keep only its users.
     """
-    s, _th, _as_of, _start = scored(wh, q)
+    s, _as_of, _start = scored(wh, q)
     if group:
         col, key = resolve_group(group)
         s = s.filter(s[col] == key)
