@@ -33,9 +33,9 @@ def users(r: object) -> list[int]:
     return [s.users for s in r.steps]  # type: ignore[attr-defined]
 
 
-def test_ordered_by_hand(any_wh: Warehouse) -> None:
-    load(any_wh)
-    r = run_funnel(any_wh, q(interval="day"))
+def test_ordered_by_hand(wh: Warehouse) -> None:
+    load(wh)
+    r = run_funnel(wh, q(interval="day"))
     # u1,u2,u3,u5,u6,u7 viewed; u4 only carted; u2's pay is 16 days late; u3 converts from
     # the 2nd view with the pay exactly on the 14-day bound; u6's cart ties its view.
     assert users(r) == [6, 5, 2]

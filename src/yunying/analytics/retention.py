@@ -191,23 +191,44 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
         retained=tot_ret,
         rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
     )
-    summary = []
-    for dn in SUMMARY_DAYS:
-        if last_day is None:
-            summary.append(RetentionSummary(day=dn, users=0, retained=0, rate=None))
-            continue
-        elig = c.filter(c.cday + dn <= last_day)
-        hit = j.filter(j.dn == dn, j.cday + dn <= last_day).select("user_id", "c").distinct()
-        if q.method == "rolling":
-            hit = j.filter(j.dn >= dn, j.cday + dn <= last_day).select("user_id", "c").distinct()
-        users = int(wh.execute(elig.count()))
-        ret = int(wh.execute(hit.count()))
-        summary.append(
-            RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
-        )
+    summary = _summary(wh, q, c, j, last_day)
     return RetentionResult(
         period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
     )
+
+
+def _summary(
+    wh: Any, q: RetentionQuery, c: ir.Table, j: ir.Table, last_day: int | None
+) -> list[RetentionSummary]:
+    """D1/D7/D30 over cohort users for whom day N is already observable (two queries)."""
+    if last_day is None:
+        return [RetentionSummary(day=dn, users=0, retained=0, rate=None) for dn in SUMMARY_DAYS]
+    elig = wh.execute(
+        c.aggregate(**{f"e{dn}": (c.cday + dn <= last_day).cast("int64").sum() for dn in SUMMARY_DAYS})
+    )
+    flags = {
+        f"h{dn}": (
+            (j.dn >= dn) if q.method == "rolling" else (j.dn == dn)
+        ).cast("int64").max()
+        for dn in SUMMARY_DAYS
+    }
+    per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(["user_id", "c", "cday"]).aggregate(**flags)
+    hits = wh.execute(
+        per.aggregate(
+            **{
+                f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
+                for dn in SUMMARY_DAYS
+            }
+        )
+    )
+    out = []
+    for dn in SUMMARY_DAYS:
+        users = int(elig[f"e{dn}"].iloc[0] or 0)
+        ret = int(hits[f"h{dn}"].iloc[0] or 0) if len(hits) else 0
+        out.append(
+            RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
+        )
+    return out
 
 
 def retained_users(wh: Any, q: RetentionQuery, cohort: str, n: int, retained: bool) -> list[str]:

@@ -1,0 +1,346 @@
+"""Analytics benchmark: yunying (DuckDB warehouse) vs ClickHouse (chdb) on the same events.
+
+Generates N events (default 10M) for skewed users in sessions that walk the shop funnel
+view → search → add_to_cart → checkout → pay with realistic step probabilities, loads them
+into the yunying DuckDB warehouse and into a chdb MergeTree table ordered by (user_id, ts),
+then times, each in a fresh child process (peak RSS of that process is reported):
+
+- funnel, 5 steps, 7-day window: ``run_funnel`` vs ``windowFunnel`` (counts asserted equal);
+- retention, 12 weekly cohorts: ``run_retention`` vs ClickHouse ``retention`` (asserted equal);
+- the RFM/CLV section of ``benchmarks/_value_section.py`` when that file exists.
+
+    .venv/bin/python benchmarks/analytics_bench.py [--events 10000000] [--customers 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing as mp
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+STEPS = ["view", "search", "add_to_cart", "checkout", "pay"]
+NEXT_P = [0.55, 0.45, 0.6, 0.7]  # chance to go on to the next step
+NOISE = ["login", "share", "favorite", "review"]
+START = datetime(2024, 1, 1)  # UTC
+DAYS = 91
+WINDOW_DAYS = 7
+
+
+def generate(n_events: int, seed: int = 7) -> pa.Table:
+    """Events for ~n_events/12 users (Pareto-skewed activity), naive UTC timestamps."""
+    rng = np.random.default_rng(seed)
+    n_users = max(n_events // 12, 10)
+    # sessions: each emits 1..5 funnel steps, then noise fills up to n_events
+    sess_steps = np.ones(max(n_events // 4, 1), dtype=np.int64)
+    alive = np.ones_like(sess_steps, dtype=bool)
+    for p in NEXT_P:
+        alive &= rng.random(sess_steps.size) < p
+        sess_steps += alive
+    n_step = int(sess_steps.sum())
+    n_sess = sess_steps.size
+    # skewed users: a few are very active
+    weights = rng.pareto(1.2, n_users) + 1.0
+    weights /= weights.sum()
+    sess_user = rng.choice(n_users, n_sess, p=weights)
+    sess_start = rng.integers(0, DAYS * 86400, n_sess)
+    idx = np.repeat(np.arange(n_sess), sess_steps)
+    pos = np.arange(n_step) - np.repeat(np.cumsum(sess_steps) - sess_steps, sess_steps)
+    gap = rng.exponential(3 * 3600, n_step).astype(np.int64)  # mean 3 h between steps
+    gap[pos == 0] = 0
+    # cumulative gap within a session
+    cum = np.cumsum(gap)
+    base = np.repeat(cum[np.cumsum(sess_steps) - sess_steps], sess_steps)
+    offs = cum - base
+    step_ts = sess_start[idx] + offs
+    step_ev = np.array(STEPS)[pos]
+    step_user = sess_user[idx]
+    n_noise = max(n_events - n_step, 0)
+    noise_user = rng.choice(n_users, n_noise, p=weights)
+    noise_ts = rng.integers(0, DAYS * 86400, n_noise)
+    noise_ev = np.array(NOISE)[rng.integers(0, len(NOISE), n_noise)]
+    users = np.concatenate([step_user, noise_user])[:n_events]
+    secs = np.concatenate([step_ts, noise_ts])[:n_events]
+    evs = np.concatenate([step_ev, noise_ev])[:n_events]
+    n = users.size
+    ts = (np.datetime64(START, "us") + (secs * 1_000_000).astype("timedelta64[us]"))
+    uid = pc.binary_join_element_wise(pa.scalar("u"), pa.array(users.astype(str)), "")
+    ch = np.array(["organic", "ads", "social", "referral"])[users % 4]
+    props = pc.binary_join_element_wise(
+        pa.scalar('{"channel": "'), pa.array(ch), pa.scalar('"}'), ""
+    )
+    return pa.table(
+        {
+            "event_id": pa.array(np.arange(n).astype(str)),
+            "event": pa.array(evs),
+            "user_id": uid,
+            "ts": pa.array(ts),
+            "account_id": pa.nulls(n, pa.string()),
+            "session_id": pa.nulls(n, pa.string()),
+            "properties": props,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# queries
+# ---------------------------------------------------------------------------------------
+
+FUNNEL_FROM = date(2024, 1, 1)
+FUNNEL_TO = date(2024, 3, 24)
+
+
+def funnel_query() -> Any:
+    from yunying.analytics.common import DateRange
+    from yunying.analytics.funnels import FunnelQuery, FunnelStep
+
+    return FunnelQuery(
+        steps=[FunnelStep(event=e) for e in STEPS],
+        dates=DateRange(**{"from": FUNNEL_FROM, "to": FUNNEL_TO}),
+        window_days=WINDOW_DAYS,
+        time_to_convert=False,
+    )
+
+
+def ch_funnel_sql(table: str) -> str:
+    """Same semantics as the yunying query (UTC project zone): step 1 in range, later
+    steps up to the window after it; window in microseconds so ties are exact."""
+    start = datetime.combine(FUNNEL_FROM, datetime.min.time())
+    end = datetime.combine(FUNNEL_TO + timedelta(days=1), datetime.min.time())
+    w_us = WINDOW_DAYS * 86400 * 1_000_000
+    conds = [f"event = 'view' AND ts < '{end}'"] + [f"event = '{e}'" for e in STEPS[1:]]
+    return (
+        f"SELECT level, count() AS users FROM (SELECT user_id, windowFunnel({w_us})("
+        f"toUInt64(toUnixTimestamp64Micro(ts)), {', '.join(conds)}) AS level FROM {table} "
+        f"WHERE ts >= '{start}' AND ts <= '{end + timedelta(days=WINDOW_DAYS)}' "
+        f"AND event IN ({', '.join(repr(e) for e in STEPS)}) GROUP BY user_id) "
+        f"GROUP BY level ORDER BY level"
+    )
+
+
+def levels_to_steps(rows: list[tuple[int, int]], n: int) -> list[int]:
+    return [sum(c for lv, c in rows if lv >= k) for k in range(1, n + 1)]
+
+
+RET_FROM = date(2024, 1, 1)  # a Monday
+RET_WEEKS = 12
+
+
+def retention_query() -> Any:
+    from yunying.analytics.common import DateRange
+    from yunying.analytics.retention import RetentionQuery
+
+    return RetentionQuery(
+        start_event="view",
+        return_event="view",
+        cohort="first_in_range",
+        period="week",
+        periods=RET_WEEKS,
+        dates=DateRange(**{"from": RET_FROM, "to": RET_FROM + timedelta(weeks=RET_WEEKS) - timedelta(days=1)}),
+    )
+
+
+def ch_retention_sql(table: str) -> str:
+    """Weekly cohorts by first view in range; ``retention(wk = 0, …, wk = 12)`` per user."""
+    start = datetime.combine(RET_FROM, datetime.min.time())
+    end = start + timedelta(weeks=RET_WEEKS)
+    last = start + timedelta(weeks=2 * RET_WEEKS + 1)
+    conds = ", ".join(f"wk = {i}" for i in range(RET_WEEKS + 1))
+    return (
+        "SELECT cohort, sumForEach(r) FROM ("
+        f" SELECT user_id, any(c) AS cohort, retention({conds}) AS r FROM ("
+        "  SELECT user_id, c, intDiv(dateDiff('day', c, toDate(ts)), 7) AS wk FROM ("
+        "   SELECT user_id, ts, toMonday(min(ts) OVER (PARTITION BY user_id)) AS c"
+        f"   FROM {table} WHERE event = 'view' AND ts >= '{start}' AND ts < '{last}')"
+        f"  WHERE c < toDate('{end.date()}'))"
+        " GROUP BY user_id) GROUP BY cohort ORDER BY cohort"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# child-process runners (time + peak RSS of a fresh process)
+# ---------------------------------------------------------------------------------------
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process since it started (VmHWM; ru_maxrss would include the
+    parent's memory at fork time, which holds the generated data)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
+    try:
+        t0 = time.perf_counter()
+        res = fn(*args)
+        dt = time.perf_counter() - t0
+        out.put((res, dt, peak_rss_mib()))
+    except BaseException as e:  # report to the parent instead of leaving it waiting
+        out.put(e)
+
+
+def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    ctx = mp.get_context("spawn")
+    q: Any = ctx.Queue()
+    p = ctx.Process(target=_child, args=(fn, args, q))
+    p.start()
+    res = q.get()
+    p.join()
+    if isinstance(res, BaseException):
+        raise res
+    return res  # type: ignore[no-any-return]
+
+
+def _open(project: str) -> Any:
+    from yunying.config import load_settings
+    from yunying.warehouse.engine import Warehouse
+
+    return Warehouse(load_settings(project, timezone="UTC"), "duckdb")
+
+
+def yy_funnel(project: str, warm: bool) -> list[int]:
+    from yunying.analytics.funnels import run_funnel
+
+    wh = _open(project)
+    if warm:
+        run_funnel(wh, funnel_query())
+    t0 = time.perf_counter()
+    r = run_funnel(wh, funnel_query())
+    print(f"    yunying funnel query: {time.perf_counter() - t0:.2f} s", flush=True)
+    return [s.users for s in r.steps]
+
+
+def yy_retention(project: str) -> list[list[int]]:
+    from yunying.analytics.retention import run_retention
+
+    wh = _open(project)
+    r = run_retention(wh, retention_query())
+    # ClickHouse's retention(): r[0] = in the cohort, r[N] = also active in week N
+    return [[c.size] + c.retained[1:] for c in r.cohorts]
+
+
+def ch_query(path: str, sql: str) -> list[tuple[Any, ...]]:
+    from chdb import session
+
+    s = session.Session(path)
+    res = s.query(sql, "CSV").bytes().decode()
+    s.close()
+    rows = []
+    for line in res.strip().splitlines():
+        rows.append(tuple(line.split(",", 1)))
+    return rows
+
+
+def ch_funnel(path: str) -> list[int]:
+    rows = ch_query(path, ch_funnel_sql("bench.events"))
+    return levels_to_steps([(int(a), int(b)) for a, b in rows], len(STEPS))
+
+
+def ch_retention(path: str) -> list[list[int]]:
+    rows = ch_query(path, ch_retention_sql("bench.events"))
+    out = []
+    for _, arr in rows:
+        vals = [int(x) for x in arr.strip('"[]').split(",")]
+        out.append(vals[:1] + vals[1:])
+    return out
+
+
+def load(n_events: int, work: Path) -> tuple[str, str]:
+    from chdb import session
+
+    from yunying.config import load_settings
+    from yunying.warehouse.engine import Warehouse
+
+    t0 = time.perf_counter()
+    data = generate(n_events)
+    print(f"generated {data.num_rows:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+    project = work / "project"
+    project.mkdir()
+    wh = Warehouse(load_settings(project, timezone="UTC"), "duckdb")
+    t0 = time.perf_counter()
+    for off in range(0, data.num_rows, 2_000_000):
+        wh.append_arrow("events", data.slice(off, 2_000_000))
+    wh.duck.execute("CHECKPOINT")
+    wh.close()
+    print(f"loaded DuckDB warehouse in {time.perf_counter() - t0:.1f} s", flush=True)
+    pqf = work / "events.parquet"
+    pq.write_table(data.select(["user_id", "ts", "event"]), pqf)
+    del data
+    chpath = str(work / "chdb")
+    t0 = time.perf_counter()
+    s = session.Session(chpath)
+    s.query("CREATE DATABASE IF NOT EXISTS bench")
+    s.query(
+        "CREATE TABLE bench.events (user_id String, ts DateTime64(6), event LowCardinality(String)) "
+        "ENGINE = MergeTree ORDER BY (user_id, ts)"
+    )
+    s.query(f"INSERT INTO bench.events SELECT user_id, ts, event FROM file('{pqf}', Parquet)")
+    s.query("OPTIMIZE TABLE bench.events FINAL")
+    s.close()
+    print(f"loaded chdb MergeTree in {time.perf_counter() - t0:.1f} s", flush=True)
+    return str(project), chpath
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--keep", action="store_true", help="keep the generated data folder")
+    a = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="yy-analytics-bench-"))
+    try:
+        project, chpath = load(a.events, work)
+        print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events ==")
+        yy, yt, ym = measured(yy_funnel, project, False)
+        ch, ct, cm = measured(ch_funnel, chpath)
+        print(f"  yunying/DuckDB : {yt:6.2f} s (cold, incl. connect)  peak RSS {ym:7.0f} MiB  steps {yy}")
+        print(f"  ClickHouse     : {ct:6.2f} s (cold, incl. session)  peak RSS {cm:7.0f} MiB  steps {ch}")
+        assert yy == ch, f"funnel counts differ: yunying {yy} vs ClickHouse {ch}"
+        print(f"  counts equal; ratio yunying/ClickHouse = {yt / ct:.2f}x")
+        print(f"\n== retention: {RET_WEEKS} weekly cohorts (first view), return = view ==")
+        yr, rt, rm = measured(yy_retention, project)
+        cr, crt, crm = measured(ch_retention, chpath)
+        print(f"  yunying/DuckDB : {rt:6.2f} s  peak RSS {rm:7.0f} MiB")
+        print(f"  ClickHouse     : {crt:6.2f} s  peak RSS {crm:7.0f} MiB")
+        assert yr == cr, f"retention differs:\n{yr}\n{cr}"
+        print(f"  cohort matrices equal ({len(yr)} cohorts); ratio = {rt / crt:.2f}x")
+        print("  first cohort:", yr[0] if yr else [])
+        value = Path(__file__).with_name("_value_section.py")
+        if value.exists():
+            print(f"\n== RFM / CLV ({a.customers:,} customers) ==")
+            spec = importlib.util.spec_from_file_location("_value_section", value)
+            assert spec and spec.loader
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules["_value_section"] = mod
+            spec.loader.exec_module(mod)
+            for row in mod.run(a.customers):
+                print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        else:
+            print("\n(benchmarks/_value_section.py not present: RFM/CLV section skipped)")
+    finally:
+        if a.keep:
+            print(f"data kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
