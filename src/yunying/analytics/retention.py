@@ -9,10 +9,12 @@ Periods are local days/weeks/months of the project time zone.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
@@ -24,7 +26,9 @@ from yunying.analytics.common import (
     event_cond,
     period_index,
     period_label,
+    period_of_date,
     write_user_list,
+    zone,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -134,7 +138,7 @@ def _matched(wh: Any, q: RetentionQuery) -> tuple[ir.Table, ir.Table]:
 
 def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     """Cohort matrix, the all-cohorts row and D1/D7/D30 on the warehouse."""
-    engine = engine_of(wh)
+    engine_of(wh)
     c, j = _matched(wh, q)
     sizes = wh.execute(c.group_by("c").aggregate(size=c.count()))
     size = {int(r.c): int(r.size) for r in sizes.itertuples()}
@@ -162,13 +166,8 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     last_day: int | None = None
     last_p: int | None = None
     if mx is not None and str(mx) != "NaT":
-        one = ibis.memtable({"ts": [mx]}).mutate(ts=ibis._.ts.cast("timestamp"))
-        row = wh.execute(
-            one.select(
-                p=period_index(engine, one.ts, q.period, tz), d=period_index(engine, one.ts, "day", tz)
-            )
-        )
-        last_p, last_day = int(row.p[0]), int(row.d[0])
+        local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
+        last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
     cohorts = []
     tot_size = 0
     tot_ret = [0] * (q.periods + 1)
