@@ -449,10 +449,10 @@ def analyse_sums(spec: ExperimentSpec, sums: VariantSums, q: AnalyzeQuery | None
     if baseline in rows:
         base_row = rows[baseline]
         for md in spec.metrics:
-            for k in [*keys, HOLDOUT]:
+            # The holdout is a baseline to compare against (--baseline holdout), never a
+            # variant to judge.
+            for k in keys:
                 if k == baseline or k not in rows:
-                    continue
-                if k == HOLDOUT and baseline != spec.control:
                     continue
                 results.append(
                     _compare(spec, md, cols, base_row, rows[k], baseline, k, method, caps)
