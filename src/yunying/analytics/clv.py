@@ -103,6 +103,11 @@ def bgnbd_loglik_terms(
     return ln_a1 + ln_a2 + np.logaddexp(ln_a3, ln_a4)  # type: ignore[no-any-return]
 
 
+def _dot(a: Arr, b: Arr) -> float:
+    """Dot product without BLAS: BLAS threads spin and stall on a busy machine."""
+    return float(np.einsum("i,i->", a, b))
+
+
 class _BgNbdObjective:
     """Negative mean log-likelihood and gradient, organised for speed.
 
@@ -133,35 +138,38 @@ class _BgNbdObjective:
         bx1 = b + np.maximum(ux, 1.0) - 1.0
         # x-only terms, weighted by the number of customers with each x
         a12 = gammaln(r + ux) - gammaln(r) + betaln(a, b + ux) - betaln(a, b)
-        ll = float(wx @ a12) + self.total * r * np.log(alpha) - r * float(w0T @ log_T)
+        ll = _dot(wx, a12) + self.total * r * np.log(alpha) - r * _dot(w0T, log_T)
         # repeat customers: log(A3 + A4)
         rx = r + self.xr
         lt, lx = log_T[self.iTr], log_tx[self.itxr]
         ln3 = -rx * lt
         ln4 = np.log(a) - np.log(bx1)[self.ixr] - rx * lx
-        lse = np.logaddexp(ln3, ln4)
-        ll += float(self.wr @ lse)
-        w3 = np.exp(ln3 - lse)
-        w4 = 1.0 - w3
+        # log(e^ln3 + e^ln4) by hand: np.logaddexp is ~50x slower than exp and log.
+        mx = np.maximum(ln3, ln4)
+        e3, e4 = np.exp(ln3 - mx), np.exp(ln4 - mx)
+        tot = e3 + e4
+        ll += _dot(self.wr, mx + np.log(tot))
+        w3 = e3 / tot
+        w4 = e4 / tot
         ww3, ww4 = self.wr * w3, self.wr * w4
         d_r = (
-            float(wx @ (digamma(r + ux) - digamma(r)))
+            _dot(wx, digamma(r + ux) - digamma(r))
             + self.total * np.log(alpha)
-            - float(w0T @ log_T)
-            - float(ww3 @ lt)
-            - float(ww4 @ lx)
+            - _dot(w0T, log_T)
+            - _dot(ww3, lt)
+            - _dot(ww4, lx)
         )
         d_alpha = (
             self.total * r / alpha
-            - r * float(w0T @ inv_T)
-            - float(ww3 @ (rx * inv_T[self.iTr]))
-            - float(ww4 @ (rx * inv_tx[self.itxr]))
+            - r * _dot(w0T, inv_T)
+            - _dot(ww3, rx * inv_T[self.iTr])
+            - _dot(ww4, rx * inv_tx[self.itxr])
         )
         sw4 = float(ww4.sum())
-        d_a = float(wx @ (digamma(a + b) - digamma(a + b + ux))) + sw4 / a
-        d_b = float(
-            wx @ (digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
-        ) - float(np.bincount(self.ixr, weights=ww4, minlength=len(ux)) @ (1.0 / bx1))
+        d_a = _dot(wx, digamma(a + b) - digamma(a + b + ux)) + sw4 / a
+        d_b = _dot(
+            wx, digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b)
+        ) - _dot(np.bincount(self.ixr, weights=ww4, minlength=len(ux)), 1.0 / bx1)
         grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
         return -ll / self.total, -grad / self.total
 
@@ -290,18 +298,18 @@ def fit_gamma_gamma(frequency: Arr, monetary: Arr) -> GammaGammaParams:
             + (p * ux) @ slogm
             - float(slogm.sum())
             + p * xlogx_w
-            - p * float(x @ log_xmv)
+            - p * _dot(x, log_xmv)
             - q * float(log_xmv.sum())
         )
         d_p = (
             (cnt * ux) @ (digamma(pux + q) - digamma(pux))
             + ux @ slogm
             + xlogx_w
-            - float(x @ log_xmv)
+            - _dot(x, log_xmv)
         )
         inv_xmv = 1.0 / xmv
         d_q = cnt @ digamma(pux + q) - n * digamma(q) + n * np.log(v) - float(log_xmv.sum())
-        d_v = n * q / v - float((p * x + q) @ inv_xmv)
+        d_v = n * q / v - _dot(p * x + q, inv_xmv)
         grad = np.array([d_p * p, d_q * q, d_v * v])
         return -float(ll) / n, -grad / n
 
