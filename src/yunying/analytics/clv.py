@@ -103,7 +103,7 @@ def bgnbd_loglik_terms(
     return ln_a1 + ln_a2 + np.logaddexp(ln_a3, ln_a4)  # type: ignore[no-any-return]
 
 
-def _dot(a: Arr, b: Arr) -> float:
+def _dot(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """Dot product without BLAS: BLAS threads spin and stall on a busy machine."""
     return float(np.einsum("i,i->", a, b))
 
