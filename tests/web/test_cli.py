@@ -68,13 +68,14 @@ def test_serve_demo_prints_url_and_sign_in(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "YUNYING_LANGUAGE": "en"},
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        healthy = False
+        while not healthy and time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
+                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.2)
+                time.sleep(0.3)
+        assert healthy
         assert authenticate(load_settings(tmp_path).appdb_url, "demo@yunying.local", "yunying-demo") is not None
     finally:
         proc.terminate()

@@ -38,6 +38,8 @@ def test_bad_queries_name_the_field(clients: dict[str, TestClient]) -> None:
     assert r.status_code == 422 and "colour" in r.json()["message"]
     r = clients["analyst"].post("/api/v1/insights", json={"name": "x", "kind": "funnel", "query": {"steps": []}})
     assert r.status_code == 400 and "steps" in r.json()["message"]
+    r = c.post("/api/v1/analytics/funnel", json={**FUNNEL, "dates": {"from": "2000-01-01", "to": "2026-01-01"}})
+    assert r.status_code == 400 and "'dates'" in r.json()["message"]
     r = c.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json()["error"] == "web.not_found"
 

@@ -65,6 +65,20 @@ def discover() -> dict[str, Analysis]:
     return found
 
 
+# The HTTP edge bounds the work one request can ask for: ten years of days is more than
+# any operations question needs, and a runner asked for millennia would tie up the server.
+MAX_RANGE_DAYS = 3660
+
+
+def check_limits(q: BaseModel) -> None:
+    """Refuse date ranges longer than MAX_RANGE_DAYS (naming the field)."""
+    for name in type(q).model_fields:
+        value = getattr(q, name, None)
+        days = getattr(value, "days", None)
+        if isinstance(days, int) and hasattr(value, "to") and days > MAX_RANGE_DAYS:
+            raise YunyingError("web.range_too_long", field=name, days=days, max=MAX_RANGE_DAYS)
+
+
 def _is_model(x: object) -> bool:
     return isinstance(x, type) and issubclass(x, BaseModel)
 

@@ -20,7 +20,7 @@ from yunying.errors import YunyingError
 from yunying.i18n import t
 from yunying.web import accounts
 from yunying.web.accounts import Principal, audit
-from yunying.web.analyses import Analysis
+from yunying.web.analyses import Analysis, check_limits
 from yunying.web.capture import (
     MAX_BYTES,
     MAX_EVENTS,
@@ -226,12 +226,14 @@ def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, An
     if a is None:
         raise YunyingError("web.unknown_kind", kind=kind, kinds=", ".join(["overview", *analyses]))
     try:
-        return a.query.model_validate(query).model_dump(mode="json", by_alias=True)
+        q = a.query.model_validate(query)
     except ValidationError as e:
         first = e.errors()[0]
         raise YunyingError(
             "web.bad_field", field=".".join(str(x) for x in first["loc"]) or "query", reason=first["msg"]
         ) from e
+    check_limits(q)
+    return q.model_dump(mode="json", by_alias=True)
 
 
 def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str, Any]:
@@ -540,6 +542,7 @@ def _add_analysis(r: APIRouter, a: Analysis) -> None:
 
     def endpoint(q: Query, request: Request, p: Principal = Depends(require("read"))) -> Any:  # type: ignore[valid-type]
         query: BaseModel = q
+        check_limits(query)
         return request.app.state.gate.run((a.name, query.model_dump_json()), lambda wh: a.runner(wh, query))
 
     endpoint.__doc__ = f"Run the {a.name} analysis: body {Query.__name__}, answer {Result.__name__} (same JSON as the CLI's --format json)."

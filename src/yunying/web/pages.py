@@ -176,13 +176,17 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
     except json.JSONDecodeError as e:
         raise YunyingError("web.bad_json", reason=str(e)) from e
     try:
-        return a.query.model_validate(data)
+        q = a.query.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"]) or "query"
         if first["type"] == "extra_forbidden":
             raise YunyingError("web.unknown_field", field=field) from e
         raise YunyingError("web.bad_field", field=field, reason=first["msg"]) from e
+    from yunying.web.analyses import check_limits
+
+    check_limits(q)
+    return q
 
 
 def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]:
