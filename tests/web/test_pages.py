@@ -104,3 +104,21 @@ def test_static_assets_are_local(clients: dict[str, TestClient]) -> None:
     js = clients["anon"].get("/static/app.js")
     assert js.status_code == 200 and "fetch" in js.text
     assert clients["anon"].get("/static/../pages.py").status_code == 404
+
+
+def test_data_page_shows_imports_and_quarantined_rows(clients: dict[str, TestClient], tmp_path: object) -> None:
+    """A real import with bad rows (the CLI runs while the app is up), then the Data page."""
+    import subprocess
+    from pathlib import Path
+
+    from tests.web.server import YUNYING
+
+    settings = clients["operator"].app.state.settings  # type: ignore[attr-defined]
+    f = Path(str(tmp_path)) / "ev.csv"
+    f.write_text("event_id,event,user_id,ts\nq1,view,u9,2026-03-04T10:00:00\nq2,view,,2026-03-04T10:00:00\n")
+    subprocess.run([YUNYING, "import", "events", str(f), "--project", str(settings.project_dir)],
+                   check=True, capture_output=True)
+    html = clients["operator"].get("/data").text
+    assert 'id="imports"' in html and 'id="quarantine"' in html
+    assert "user_id" in html.split('id="quarantine"')[1]
+    assert clients["viewer"].get("/data", follow_redirects=False).status_code == 403
