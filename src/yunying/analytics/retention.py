@@ -140,8 +140,11 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     """Cohort matrix, the all-cohorts row and D1/D7/D30 on the warehouse."""
     engine_of(wh)
     c, j = _matched(wh, q)
-    sizes = wh.execute(c.group_by("c").aggregate(size=c.count()))
-    size = {int(r.c): int(r.size) for r in sizes.itertuples()}
+    # cohort sizes by cohort day: gives both the matrix rows and the D1/D7/D30 bases
+    sizes = wh.execute(c.group_by(["c", "cday"]).aggregate(size=c.count()))
+    size: dict[int, int] = {}
+    for r in sizes.itertuples():
+        size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
     jj = j.filter(j.n <= q.periods)
     if q.method == "classic":
         cells = (
@@ -190,21 +193,22 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
         retained=tot_ret,
         rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
     )
-    summary = _summary(wh, q, c, j, last_day)
+    summary = _summary(wh, q, sizes, j, last_day)
     return RetentionResult(
         period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
     )
 
 
 def _summary(
-    wh: Any, q: RetentionQuery, c: ir.Table, j: ir.Table, last_day: int | None
+    wh: Any, q: RetentionQuery, sizes: pd.DataFrame, j: ir.Table, last_day: int | None
 ) -> list[RetentionSummary]:
-    """D1/D7/D30 over cohort users for whom day N is already observable (two queries)."""
+    """D1/D7/D30 over cohort users for whom day N is already observable (one query)."""
     if last_day is None:
         return [RetentionSummary(day=dn, users=0, retained=0, rate=None) for dn in SUMMARY_DAYS]
-    elig = wh.execute(
-        c.aggregate(**{f"e{dn}": (c.cday + dn <= last_day).cast("int64").sum() for dn in SUMMARY_DAYS})
-    )
+    elig = {
+        dn: int(sizes["size"][sizes["cday"].astype("int64") + dn <= last_day].sum())
+        for dn in SUMMARY_DAYS
+    }
     flags = {
         f"h{dn}": (
             (j.dn >= dn) if q.method == "rolling" else (j.dn == dn)
@@ -222,7 +226,7 @@ def _summary(
     )
     out = []
     for dn in SUMMARY_DAYS:
-        users = int(elig[f"e{dn}"].iloc[0] or 0)
+        users = elig[dn]
         ret = int(hits[f"h{dn}"].iloc[0] or 0) if len(hits) else 0
         out.append(
             RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
