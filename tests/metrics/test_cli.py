@@ -115,3 +115,13 @@ def test_errors_are_messages_not_tracebacks(project: str) -> None:
     res = subprocess.run([str(Path(sys.executable).parent / "yunying"), "metrics", "validate", "-p", project],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2 and "metrics/broken.yaml:2" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_vintage_command(project: str, settings: Settings) -> None:
+    wh = Warehouse(settings, "duckdb")
+    data.credit(wh)
+    wh.close()
+    out = json.loads(run("vintage", "--from", "2026-10-01", "--to", "2026-10-31", "--dpd", "7", "--mobs", "2",
+                         "--as-of", "2027-01-31", "-p", project, "--format", "json"))
+    assert out["rows"][0]["loans"] == 2 and out["rows"][0]["rates"] == [0.5, 0.5]
+    assert "MOB2" in run("vintage", "--from", "2026-10-01", "--to", "2026-10-31", "-p", project)

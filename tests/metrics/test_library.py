@@ -98,3 +98,16 @@ def test_daily_values_and_month_to_date(wh: Warehouse, reg: Registry) -> None:
     assert [p.value for p in res.get("gmv_mtd").points] == [300, 370, 370, 370, 420, 420, 420]
     # Running total starts from every user before the range (u4, u5, u6).
     assert [p.value for p in res.get("total_users").points] == [5, 6, 6, 6, 6, 6, 6]
+
+
+def test_credit_vintage_curves(wh: Warehouse) -> None:
+    from yunying.metrics import vintage
+
+    data.credit(wh)
+    # L2's first installment (due 6 Oct) was paid on the 20th: 14 days late.
+    strict = vintage(wh, OCT1, OCT31, mobs=3, dpd=7, as_of=dt.date(2027, 1, 31))
+    assert [(r.cohort, r.loans) for r in strict.rows] == [(OCT1, 2)]
+    assert strict.rows[0].rates == [0.5, 0.5, 0.5]
+    lenient = vintage(wh, OCT1, OCT31, mobs=3, dpd=30, as_of=dt.date(2026, 12, 15))
+    # MOB 1 (to 30 Nov) is observed; MOB 2 is not yet.
+    assert lenient.rows[0].rates == [0.0, None, None]

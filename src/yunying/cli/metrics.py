@@ -43,6 +43,7 @@ from yunying.metrics.tree import (
     sensitivity,
     whatif,
 )
+from yunying.metrics.vintage import vintage
 from yunying.warehouse.engine import open_warehouse
 
 metrics_app = typer.Typer(
@@ -309,3 +310,21 @@ def check_cmd(
         emit(report, fmt)
     if report.fired:
         raise typer.Exit(1)
+
+
+@metrics_app.command("vintage")
+def vintage_cmd(
+    start: Annotated[str, typer.Option("--from", help="First disbursement day YYYY-MM-DD.")],
+    end: ToOpt = None,
+    mobs: Annotated[int, typer.Option(help="Months on book to show.")] = 6,
+    dpd: Annotated[int, typer.Option(help="Days past due that make a loan bad.")] = 30,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Data complete to (default: yesterday).")] = None,
+    project: ProjectOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Credit vintage curves by disbursement month. / 账龄分析。"""
+    s = settings_for(project)
+    day = _date(as_of, _yesterday(s))
+    with open_warehouse(s) as wh:
+        res = vintage(wh, _date(start, day), _date(end, day), mobs, dpd, day)
+    emit(res, fmt, title=t("metrics.vintage.title", dpd=dpd))

@@ -38,6 +38,7 @@ from yunying.metrics.tree import (
     sensitivity,
     whatif,
 )
+from yunying.metrics.vintage import VintageResult, vintage
 
 __all__ = [
     "FRAMEWORKS", "AlertReport", "AlertRule", "ComputeResult", "ExplainResult", "GoalSeekResult",
@@ -46,4 +47,5 @@ __all__ = [
     "compute", "compute_totals", "detect", "explain", "goal_seek", "init_framework", "list_system",
     "load_alerts", "load_registry", "load_scenario", "load_targets", "parse_period", "plan_vs_actual",
     "registry_from_texts", "save_scenario", "send_webhook", "sensitivity", "target_status", "whatif",
+    "VintageResult", "vintage",
 ]
