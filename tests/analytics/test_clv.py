@@ -279,3 +279,40 @@ def test_clv_errors(wh: Warehouse, tmp_path: Path) -> None:
         fit = ClvFit(pd.DataFrame(), date(2024, 1, 1), BgNbdParams(1, 1, 1, 1, 0), GammaGammaParams(1, 2, 1, 0))
         export_clv_users(fit, tmp_path)  # a folder, not a file
     assert e.value.key == "value.export_failed"
+
+
+def test_customer_summary_by_hand_on_every_engine(any_wh: Warehouse) -> None:
+    """Conventions: same local day merges, calibration end inclusive, weeks from day one."""
+    from yunying.analytics.clv import customer_summary
+
+    def row(i: int, user: str, ts: datetime, amount: str, status: str = "paid") -> dict:  # type: ignore[type-arg]
+        return {"order_id": f"o{i}", "user_id": user, "ts": ts, "amount": Decimal(amount),
+                "currency": "CNY", "status": status, "properties": None}
+
+    rows = [
+        row(1, "a", datetime(2024, 1, 1, 4), "10.00"),
+        row(2, "a", datetime(2024, 1, 1, 15, 30), "99.00"),  # 23:30 local: same day as o1
+        row(3, "a", datetime(2024, 1, 8, 4), "20.00"),
+        row(4, "a", datetime(2024, 1, 14, 17), "30.00"),  # 01:00 on 01-15 local
+        row(5, "a", datetime(2024, 1, 15, 4), "5.00"),  # same local day as o4
+        row(6, "a", datetime(2024, 1, 29, 16, 30), "70.00"),  # 01-30 local: after the end
+        row(7, "b", datetime(2024, 1, 22, 4), "8.00"),
+        row(8, "b", datetime(2024, 1, 23, 4), "8.00", "refunded"),
+        row(9, "c", datetime(2024, 1, 29, 4), "40.00"),  # on the calibration end day
+    ]
+    cols = ["order_id", "user_id", "ts", "amount", "currency", "status", "properties"]
+    table = pa.table({c: [r[c] for r in rows] for c in cols})
+    table = table.cast(pa.schema([
+        ("order_id", pa.string()), ("user_id", pa.string()), ("ts", pa.timestamp("us")),
+        ("amount", pa.decimal128(18, 2)), ("currency", pa.string()), ("status", pa.string()),
+        ("properties", pa.string()),
+    ]))
+    any_wh.append_arrow("orders", table)
+    any_wh.refresh()
+    df, end = customer_summary(any_wh, ClvQuery(calibration_end=date(2024, 1, 29), period="week"))
+    assert end == date(2024, 1, 29)
+    got = {r.user_id: (r.frequency, r.recency, r.T, r.monetary) for r in df.itertuples()}
+    # a: days 01-01 (109), 01-08 (20), 01-15 (35) -> x=2, t_x=14 d, T=28 d, m=(20+35)/2
+    assert got["a"] == pytest.approx((2, 2.0, 4.0, 27.5))
+    assert got["b"] == pytest.approx((0, 0.0, 1.0, 0.0))
+    assert got["c"] == pytest.approx((0, 0.0, 0.0, 0.0))

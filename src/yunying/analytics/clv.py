@@ -530,15 +530,14 @@ def customer_summary(wh: Any, q: ClvQuery) -> tuple[pd.DataFrame, date]:
     o = o.filter(o.ts < local_midnight_utc(cal_end + timedelta(days=1), tz))
     o = o.mutate(day=local_ts(engine, o.ts, tz).date())
     daily = o.group_by(["user_id", "day"]).aggregate(amount=o.amount.sum())
-    daily = daily.mutate(first_day=daily.day.min().over(ibis.window(group_by="user_id")))
     per = daily.group_by("user_id").aggregate(
         days=daily.count(),
-        first_day=daily.first_day.min(),
+        first_day=daily.day.min(),
         last_day=daily.day.max(),
-        repeat_amount=ibis.ifelse(daily.day > daily.first_day, daily.amount, 0)
-        .cast("float64")
-        .sum(),
+        total=daily.amount.sum(),
+        first_amount=daily.amount.argmin(daily.day),  # spend on the first purchase day
     )
+    per = per.mutate(repeat_amount=(per.total - per.first_amount).cast("float64"))
     if q.calibration_start is not None:
         per = per.filter(per.first_day >= q.calibration_start)
     per = per.mutate(
