@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -176,3 +177,23 @@ def test_group_commit_accepts_each_id_once_under_concurrency(tmp_path: Any) -> N
     assert len(new_ids) == len(set(new_ids)) == len({i for i, _ in results})
     assert j.counts()["journaled"] == len(set(new_ids))
     j.close()
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_flush_into_the_spark_lake_is_idempotent(tmp_path: Any) -> None:
+    """The same anti-join flush on the Spark engine (Parquet lake)."""
+    from yunying.config import load_settings
+
+    settings = load_settings(tmp_path, warehouse={"engine": "spark"})
+    j = Journal(journal_path(settings))
+    rows = [(f"s{i}", "view", "u1", "2026-03-01 00:00:00", None, None, None) for i in range(5)]
+    assert all(j.write(rows))
+    assert flush(settings, j).moved == 5
+    with j._lock:
+        j._con.execute("UPDATE capture_journal SET flushed = 0")
+    again = flush(settings, j)
+    assert (again.moved, again.already_present) == (0, 5)
+    j.close()
+    with Warehouse(settings) as wh:
+        assert wh.row_count("events") == 5

@@ -233,13 +233,6 @@ def end_session(url: str, token: str) -> None:
         s.execute(delete(WebSession).where(WebSession.token_hash == sha256(token)))
 
 
-def set_language(url: str, user_id: int, lang: str) -> None:
-    with session_scope(url) as s:
-        user = s.get(User, user_id)
-        if user is not None:
-            user.language = lang
-
-
 # -- API keys ---------------------------------------------------------------------------
 def create_api_key(url: str, name: str, scope: str, actor: str = "cli") -> tuple[ApiKey, str]:
     """Returns the row and the secret, which is shown once and stored only hashed."""
