@@ -281,7 +281,7 @@ def run_campaign_eval(
     acc = 0.0
     for r in daily.to_dict("records"):
         acc += float(r["cost"] or 0)
-        burn.append((str(r["_day"]), round(acc, 2)))
+        burn.append((str(r["_day"])[:10], round(acc, 2)))
     cpa = cost / inc_p if inc_p is not None and inc_p > 0 and cost > 0 else None
     roi = (inc_rev - cost) / cost if inc_rev is not None and cost > 0 else None
     used = cost / meta.budget if meta.budget else None

@@ -128,7 +128,8 @@ def campaign_report(
         sections.append(Section(
             title=t("reports.camp.burn", lang=lang),
             charts=[svg.lines([d for d, _ in ev.burn], {t("reports.camp.cost", lang=lang): [v for _, v in ev.burn]},
-                              t("reports.camp.chart_burn", lang=lang), "{:,.0f}", reference=ev.meta.budget)],
+                              t("reports.camp.chart_burn" if ev.meta.budget else "reports.camp.chart_spend", lang=lang),
+                              "{:,.0f}", reference=ev.meta.budget)],
         ))
     window = "–"
     if ev.meta.starts_at and ev.meta.ends_at:
