@@ -46,6 +46,25 @@ metrics:
     agg: count
     where: {event: view}
     tree: {kind: additive, children: [views_ios, views_android]}
+  - name: gmv_organic
+    label: {zh: 自然 GMV, en: Organic GMV}
+    type: simple
+    table: orders
+    agg: sum
+    column: amount
+    where: {status: [paid, refunded], channel: organic}
+  - name: gmv_sem
+    label: {zh: SEM GMV, en: SEM GMV}
+    type: simple
+    table: orders
+    agg: sum
+    column: amount
+    where: {status: [paid, refunded], user.channel: sem}
+  - name: gmv_by_channel
+    label: {zh: 渠道 GMV, en: GMV by channel}
+    type: derived
+    formula: gmv_organic + gmv_sem
+    tree: {kind: additive, children: [gmv_organic, gmv_sem]}
 """
 
 OCT1, OCT2, OCT = parse_period("2026-10-01"), parse_period("2026-10-02"), parse_period("2026-10-01..2026-10-07")
@@ -62,6 +81,16 @@ def test_additive_tree_attribution_is_exact(wh: Warehouse, reg: Registry) -> Non
     assert (ex.value_a, ex.value_b, ex.change, ex.method) == (4, 3, -1, "additive")
     assert {d.name: d.contribution for d in ex.drivers} == {"views_ios": -2, "views_android": 1}
     assert sum(d.share or 0 for d in ex.drivers) == pytest.approx(1.0)
+
+
+def test_additive_tree_over_channels_filtered_through_users(wh: Warehouse, reg: Registry) -> None:
+    data.shop(wh)
+    ex = explain(wh, reg, "gmv_by_channel", OCT1, OCT2)
+    # 1 Oct: organic 100 (u1), sem 200 (u2). 2 Oct: organic 70 (u3), sem 0.
+    assert (ex.value_a, ex.value_b) == (300, 70)
+    assert {d.name: d.contribution for d in ex.drivers} == {"gmv_organic": -30, "gmv_sem": -200}
+    w = whatif(wh, reg, "gmv_by_channel", OCT, {"gmv_sem": "+50%"})
+    assert w.scenario == pytest.approx(420 + 100)
 
 
 def test_multiplicative_tree_lmdi_sums_to_the_change(wh: Warehouse, reg: Registry) -> None:

@@ -348,7 +348,7 @@ def _fill(ctx: _Ctx, df: pd.DataFrame, zero: bool) -> pd.DataFrame:
 
 
 def _simple_batch(ctx: _Ctx, table: str, specs: list[MetricSpec]) -> None:
-    refs = [ctx.by] if ctx.by else []
+    refs = ([ctx.by] if ctx.by else []) + sorted({k for m in specs for k in m.where})
     src = Source(ctx.wh, table, refs)
     time_col = CONTRACTS[table].time_column
     assert time_col is not None
@@ -449,7 +449,7 @@ def _cumulative(ctx: _Ctx, m: MetricSpec) -> None:
 def _prior_total(ctx: _Ctx, base: MetricSpec) -> dict[Any, float]:
     """The base metric summed over all time before the range (a running total's start)."""
     assert base.table
-    src = Source(ctx.wh, base.table, [ctx.by] if ctx.by else [])
+    src = Source(ctx.wh, base.table, ([ctx.by] if ctx.by else []) + list(base.where))
     time_col = CONTRACTS[base.table].time_column
     assert time_col
     src.t = src.t.filter(src.t[time_col] < ibis.literal(ctx.lo))
@@ -471,7 +471,7 @@ def _entity(src: Source, refs: list[str]) -> ir.StringValue:
 
 def _conversion(ctx: _Ctx, m: MetricSpec) -> None:
     assert m.from_ and m.to and m.within_days is not None
-    a_src = Source(ctx.wh, m.from_.table, [ctx.by] if ctx.by else [])
+    a_src = Source(ctx.wh, m.from_.table, ([ctx.by] if ctx.by else []) + list(m.from_.where))
     a_time = m.from_.time or CONTRACTS[m.from_.table].time_column
     assert a_time
     a_tbl, a_local = ctx.time_range(a_src, a_time, ctx.lo, ctx.hi)
@@ -483,7 +483,7 @@ def _conversion(ctx: _Ctx, m: MetricSpec) -> None:
     a = (a_tbl.filter(a_cond) if a_cond is not None else a_tbl).mutate(**mut)
     keys = ["_e", P] + ([D] if ctx.by else [])
     a = a.group_by(keys).aggregate(_t0=a._t.min())
-    b_src = Source(ctx.wh, m.to.table, [])
+    b_src = Source(ctx.wh, m.to.table, list(m.to.where))
     b_time = m.to.time or CONTRACTS[m.to.table].time_column
     assert b_time
     reach = max(m.within_days, float(m.on_day or 0) + 1)
