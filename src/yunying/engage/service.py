@@ -371,8 +371,10 @@ def _idempotent(
                 return done, True
             raise YunyingError(conflict, ikey=key) from e
         except DBAPIError as e:
-            if getattr(e.orig, "sqlstate", None) not in RETRY_SQLSTATES or attempt == 4:
+            if getattr(e.orig, "sqlstate", None) not in RETRY_SQLSTATES:
                 raise
+            if attempt == 4:
+                raise YunyingError("engage.busy", tool=kind) from e
     raise AssertionError("unreachable")
 
 
@@ -531,12 +533,16 @@ def _check_capacity(s: Session, tool: Tool, plan: _Plan) -> None:
         raise YunyingError("engage.budget_exhausted", tool=tool.id)
 
 
+class _Miss(Exception):
+    """The chosen shard could not serve (internal to ``_take``)."""
+
+
 def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
     """Take ``q`` units and ``cents`` of budget from one shard, by conditional ``UPDATE``.
 
-    If no free shard can serve alone, locks all of the tool's shards in order (waiting)
-    and merges what is left into shard 0 before taking, so a request fails only when the
-    totals are short.
+    First a free shard (``SKIP LOCKED``), else a busy one that can serve (waiting); if no
+    single shard can serve, lock all of the tool's shards in order and merge what is left
+    into shard 0 before taking, so a request fails only when the totals are short.
     """
     cond = [ToolShard.tool_id == tool.id]
     if tool.stock is not None:
@@ -564,6 +570,19 @@ def _take(s: Session, tool: Tool, q: int, cents: int) -> bool:
     )
     if rc(s.execute(update(ToolShard).where(ToolShard.tool_id == tool.id, ToolShard.shard == pick).values(**vals))):
         return True
+    # Every serving shard is busy: wait for one of them (a deadlock this rarely causes
+    # with the merge below is retried by ``_idempotent``).
+    some = s.scalar(select(ToolShard.shard).where(*cond).order_by(func.random()).limit(1))
+    if some is not None:
+        # In a savepoint: a failed wait may leave the row locked; rolling back to the
+        # savepoint drops that lock before the ordered merge below takes them all.
+        try:
+            with s.begin_nested():
+                if not rc(s.execute(update(ToolShard).where(*cond, ToolShard.shard == some).values(**vals))):
+                    raise _Miss
+            return True
+        except _Miss:
+            pass
     if n == 1:
         return False
     rows = list(s.scalars(select(ToolShard).where(ToolShard.tool_id == tool.id).order_by(ToolShard.shard).with_for_update()))
