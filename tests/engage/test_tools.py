@@ -320,3 +320,19 @@ def test_bad_input_is_a_clear_error(url: str) -> None:
     assert e.value.key == "engage.unknown_tool"
     q = S.validate(url, RedeemRequest(key="k", tool_id=t.id, user_id="u1", grant_id="zz", at=AT))
     assert not q.ok and q.reason
+
+
+def test_sharded_stock_merges_instead_of_false_sold_out(url: str) -> None:
+    t = S.create_tool(url, spec("flash_sale", {"price": "1", "list_price": "3"}, stock=10, shards=4,
+                                budget=D("20")))
+    assert t.shards == 4 and t.stock == 10
+    r = use(url, t.id, "u1", None, quantity=5)  # no single shard (3, 3, 2, 2) holds 5 units
+    assert r.quantity == 5
+    with pytest.raises(YunyingError) as e:
+        use(url, t.id, "u2", None, quantity=6)
+    assert e.value.key == "engage.sold_out"
+    S.rollback(url, RollbackRequest(key=uid("b"), redemption_id=r.redemption_id, at=AT))
+    assert use(url, t.id, "u2", None, quantity=10).amount == D("20.00")  # all units, exactly the budget
+    tool = S.get_tool(url, t.id)
+    assert (tool.stock, tool.sold, tool.budget_used) == (0, 10, D("20.00"))
+    balanced(url)
