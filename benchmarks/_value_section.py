@@ -350,11 +350,19 @@ def _run(n: int, folder: Path) -> list[dict[str, object]]:
     rel = max(float(np.max(np.abs(y[k] - lt[k]) / np.maximum(np.abs(lt[k]), 1e-12)))
               for k in ("alive", "exp", "clv"))
     rows.append(_row("predict_clv", a, b, max_rel_diff=f"{rel:.2e}"))
-    rfm = next(r for r in rows if r["step"] == "rfm")
-    tot_y = float(rfm["yunying_s"]) + fit_yy  # type: ignore[arg-type]
-    tot_b = float(rfm["baseline_s"]) + fit_lt  # type: ignore[arg-type]
-    rows.append({"step": "rfm+bgnbd+gg", "yunying_s": round(tot_y, 3),
-                 "baseline_s": round(tot_b, 3), "ratio": round(tot_b / tot_y, 1)})
+    by = {str(r["step"]): r for r in rows}
+
+    def total(name: str, steps: list[str]) -> dict[str, object]:
+        ty = sum(float(by[k]["yunying_s"]) for k in steps)  # type: ignore[arg-type,misc]
+        tb = sum(float(by[k]["baseline_s"]) for k in steps)  # type: ignore[arg-type,misc]
+        return {"step": name, "yunying_s": round(ty, 3), "baseline_s": round(tb, 3),
+                "ratio": round(tb / ty, 1)}
+
+    _ = (fit_yy, fit_lt)
+    rows.append(total("fits(bgnbd+gg)", ["bgnbd_fit", "gamma_gamma_fit"]))
+    rows.append(total("rfm+fits", ["rfm", "bgnbd_fit", "gamma_gamma_fit"]))
+    rows.append(total("all_vs_lifetimes(summary+fits+predict)",
+                      ["summary", "bgnbd_fit", "gamma_gamma_fit", "predict_clv"]))
     return rows
 
 
