@@ -127,8 +127,12 @@ def test_dimension_attribution_with_rate_and_mix(wh: Warehouse, reg: Registry) -
 def test_lmdi_and_shapley_always_sum_exactly(pair: tuple[list[float], list[float]]) -> None:
     a, b = pair
     total = math.prod(b) - math.prod(a)
-    assert sum(lmdi(a, b)) == pytest.approx(total, rel=1e-9, abs=1e-6)
-    assert sum(shapley(math.prod, a, b)) == pytest.approx(total, rel=1e-9, abs=1e-6)
+    # Float error scales with the products and with terms that cancel each other;
+    # explain() hands that last-bit noise to the largest driver so its lines add up exactly.
+    lm, sh = lmdi(a, b), shapley(math.prod, a, b)
+    tol = 1e-9 * max(1.0, math.prod(a), math.prod(b), sum(map(abs, lm)), sum(map(abs, sh)))
+    assert sum(lm) == pytest.approx(total, abs=tol)
+    assert sum(sh) == pytest.approx(total, abs=tol)
 
 
 def test_shapley_handles_zero_and_rate_mix_sums() -> None:

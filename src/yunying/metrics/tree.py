@@ -65,17 +65,23 @@ def _clean(v: float | None) -> float | None:
 # -- attribution maths -----------------------------------------------------------------
 
 
+def _lnratio(b: float, a: float) -> float:
+    """ln(b / a); log1p when b ≈ a avoids the cancellation, log(b / a) otherwise."""
+    r = (b - a) / a
+    return math.log1p(r) if abs(r) < 0.5 else math.log(b / a)
+
+
 def logmean(a: float, b: float) -> float:
     if a == b:
         return a
-    return (a - b) / (math.log(a) - math.log(b))
+    return (a - b) / _lnratio(a, b)
 
 
 def lmdi(xa: list[float], xb: list[float]) -> list[float]:
     """LMDI-I contributions of each factor to Π xb − Π xa (all factors > 0): they sum exactly."""
     ya, yb = math.prod(xa), math.prod(xb)
     w = logmean(yb, ya)
-    return [w * math.log(b / a) for a, b in zip(xa, xb, strict=True)]
+    return [w * _lnratio(b, a) for a, b in zip(xa, xb, strict=True)]
 
 
 def shapley(f: Callable[[list[float]], float], xa: list[float], xb: list[float]) -> list[float]:
