@@ -23,6 +23,37 @@ class WhatIfRequest(BaseModel):
     changes: dict[str, str] = Field(default_factory=dict, max_length=50, description='driver → "+5%", "-2%", "+100" or "0.04"')
 
 
+class ComputeRequest(BaseModel):
+    """The options of `yunying metrics compute`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    names: list[str] = Field(min_length=1, max_length=20)
+    grain: str | None = Field(default=None, max_length=8, description="day | week | month | total (default: the metric's)")
+    from_: dt.date | None = Field(default=None, alias="from", description="default: 30 days before 'to'")
+    to: dt.date | None = Field(default=None, description="default: the last day with data")
+    by: str | None = Field(default=None, max_length=64)
+
+
+class ExplainRequest(BaseModel):
+    """The options of `yunying metrics explain`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    metric: str = Field(min_length=1, max_length=128)
+    period_a: str = Field(alias="from", max_length=32, description="base period: 2026-09, a day, or a..b")
+    period_b: str = Field(alias="to", max_length=32, description="compared period")
+    by: str | None = Field(default=None, max_length=64)
+
+
+class GoalSeekRequest(BaseModel):
+    """The options of `yunying metrics goalseek`."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field(min_length=1, max_length=128)
+    period: str | None = Field(default=None, max_length=32)
+    goal: str = Field(min_length=1, max_length=32, description="+10% | +5000 | 1200000")
+    driver: str = Field(min_length=1, max_length=128)
+
+
 def _last_day(request: Request) -> dt.date:
     from yunying.warehouse.overview import last_local_day
 
@@ -84,6 +115,46 @@ def build_metrics_routes() -> tuple[APIRouter, APIRouter]:
         from yunying.metrics.tree import WhatIfResult
     except ImportError:
         return api, pages
+
+    from yunying.metrics.compute import ComputeResult
+    from yunying.metrics.tree import ExplainResult, GoalSeekResult
+
+    @api.post("/metrics/compute", response_model=ComputeResult)
+    def compute_api(body: ComputeRequest, request: Request, p: Principal = Depends(require("read"))) -> Any:
+        """Metrics per period: the same as `yunying metrics compute --format json`."""
+        from yunying.metrics.compute import compute
+        from yunying.web.analyses import MAX_RANGE_DAYS
+
+        reg = _registry(request)
+        to = body.to or _last_day(request)
+        frm = body.from_ or to - dt.timedelta(days=29)
+        if frm > to:
+            raise YunyingError("web.bad_field", field="from", reason=f"{frm} > {to}")
+        if (to - frm).days + 1 > MAX_RANGE_DAYS:
+            raise YunyingError("web.range_too_long", field="from", days=(to - frm).days + 1, max=MAX_RANGE_DAYS)
+        grain = body.grain or reg.get(body.names[0]).grain
+        key = ("metrics.compute", f"{body.names}|{grain}|{frm}|{to}|{body.by}")
+        return request.app.state.gate.run(key, lambda wh: compute(wh, reg, body.names, grain, frm, to, body.by))
+
+    @api.post("/metrics/explain", response_model=ExplainResult)
+    def explain_api(body: ExplainRequest, request: Request, p: Principal = Depends(require("read"))) -> Any:
+        """Attribute a change between two periods: the same as `yunying metrics explain`."""
+        from yunying.metrics.tree import explain, parse_period
+
+        reg = _registry(request)
+        a, b = parse_period(body.period_a), parse_period(body.period_b)
+        key = ("metrics.explain", body.model_dump_json())
+        return request.app.state.gate.run(key, lambda wh: explain(wh, reg, body.metric, a, b, body.by))
+
+    @api.post("/metrics/goalseek", response_model=GoalSeekResult)
+    def goalseek_api(body: GoalSeekRequest, request: Request, p: Principal = Depends(require("read"))) -> Any:
+        """The driver value that reaches a goal: the same as `yunying metrics goalseek`."""
+        from yunying.metrics.tree import goal_seek, parse_period
+
+        reg = _registry(request)
+        period = parse_period(body.period or default_period(request))
+        key = ("metrics.goalseek", body.model_dump_json() + period.label())
+        return request.app.state.gate.run(key, lambda wh: goal_seek(wh, reg, body.metric, period, body.goal, body.driver))
 
     @api.post("/metrics/whatif", response_model=WhatIfResult)
     def whatif_api(body: WhatIfRequest, request: Request, p: Principal = Depends(require("read"))) -> Any:
