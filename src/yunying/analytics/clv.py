@@ -176,7 +176,7 @@ class _BgNbdObjective:
 
 def _converged(res: Any) -> bool:
     """L-BFGS-B success, or stopped by rounding noise at a point with a tiny gradient."""
-    return bool(res.success) or float(np.max(np.abs(res.jac))) < 1e-6
+    return bool(res.success) or float(np.max(np.abs(res.jac))) < 1e-5
 
 
 def fit_bgnbd(
@@ -213,7 +213,7 @@ def fit_bgnbd(
             best = res
         if best is not None and _converged(best):
             break
-    if best is None:
+    if best is None or not _converged(best):
         raise YunyingError("clv.fit_failed", model="BG/NBD")
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     return BgNbdParams(r, alpha, a, b, -float(best.fun) * total)
@@ -329,7 +329,7 @@ def fit_gamma_gamma(frequency: Arr, monetary: Arr) -> GammaGammaParams:
             best = res
         if best is not None and _converged(best):
             break
-    if best is None:
+    if best is None or not _converged(best):
         raise YunyingError("clv.fit_failed", model="Gamma-Gamma")
     p, q, v = (float(val) for val in np.exp(best.x))
     return GammaGammaParams(p, q, v, -float(best.fun) * n)
