@@ -286,30 +286,34 @@ def fit_gamma_gamma(frequency: Arr, monetary: Arr) -> GammaGammaParams:
     n = float(len(x))
     xlogx_w = float(cnt @ (ux * np.log(ux)))
 
+    xm = x * m  # total repeat spend: only "+ v" changes between evaluations
+
     def nll(theta: Arr) -> tuple[float, Arr]:
         p, q, v = np.exp(theta)
         pux = p * ux
-        xmv = x * m + v
+        xmv = xm + v
         log_xmv = np.log(xmv)
+        inv_xmv = 1.0 / xmv
+        x_log = _dot(x, log_xmv)
+        sum_log = float(log_xmv.sum())
         ll = (
-            cnt @ (gammaln(pux + q) - gammaln(pux))
+            _dot(cnt, gammaln(pux + q) - gammaln(pux))
             - n * gammaln(q)
             + n * q * np.log(v)
-            + (p * ux) @ slogm
+            + _dot(pux, slogm)
             - float(slogm.sum())
             + p * xlogx_w
-            - p * _dot(x, log_xmv)
-            - q * float(log_xmv.sum())
+            - p * x_log
+            - q * sum_log
         )
         d_p = (
-            (cnt * ux) @ (digamma(pux + q) - digamma(pux))
-            + ux @ slogm
+            _dot(cnt * ux, digamma(pux + q) - digamma(pux))
+            + _dot(ux, slogm)
             + xlogx_w
-            - _dot(x, log_xmv)
+            - x_log
         )
-        inv_xmv = 1.0 / xmv
-        d_q = cnt @ digamma(pux + q) - n * digamma(q) + n * np.log(v) - float(log_xmv.sum())
-        d_v = n * q / v - _dot(p * x + q, inv_xmv)
+        d_q = _dot(cnt, digamma(pux + q)) - n * digamma(q) + n * np.log(v) - sum_log
+        d_v = n * q / v - p * _dot(x, inv_xmv) - q * float(inv_xmv.sum())
         grad = np.array([d_p * p, d_q * q, d_v * v])
         return -float(ll) / n, -grad / n
 
