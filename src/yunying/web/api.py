@@ -29,7 +29,7 @@ from yunying.web.capture import (
     capture_batch,
     flush,
 )
-from yunying.web.models import ApiKey, AuditEntry, Dashboard, Insight, User, utcnow
+from yunying.web.models import AuditEntry, Dashboard, Insight, User, utcnow
 from yunying.web.security import require
 
 
@@ -555,5 +555,3 @@ def _add_analysis(r: APIRouter, a: Analysis) -> None:
 def error_json(status: int, key: str, message: str) -> JSONResponse:
     return JSONResponse({"error": key, "message": message}, status_code=status)
 
-
-__all__ = ["ApiKey", "build_router", "error_json"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -213,8 +213,6 @@ def _handlers(app: FastAPI) -> None:
             return JSONResponse({"error": "web.internal", "message": message}, status_code=500)
         return HTMLResponse(f"<h1>500</h1><p>{message}</p>", status_code=500)
 
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def app_from_env() -> FastAPI:
