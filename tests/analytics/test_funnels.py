@@ -89,3 +89,47 @@ def test_query_validation() -> None:
         q(steps=[FunnelStep(event=f"e{i}") for i in range(21)])
     with pytest.raises(ValueError):
         PropertyFilter(property="a; drop table", value=1)
+
+
+def test_breakdown_by_user_property(wh: Warehouse, tmp_path: Path) -> None:
+    """``user.channel`` splits by the users table; each group equals that group alone."""
+    import datetime as dt
+    import json
+
+    import pyarrow as pa
+
+    from tests.analytics._data import ROWS
+    from yunying.config import load_settings
+
+    load(wh)
+    people = {"u1": ("sem", "上海"), "u2": ("sem", "北京"), "u3": ("organic", "上海")}
+    wh.append_arrow(
+        "users",
+        pa.table(
+            {
+                "user_id": list(people),
+                "first_seen": [dt.datetime(2024, 3, 1)] * 3,
+                "channel": [c for c, _ in people.values()],
+                "properties": [json.dumps({"city": city}) for _, city in people.values()],
+            }
+        ),
+    )
+    by_channel = run_funnel(wh, q(breakdown={"property": "user.channel"}))
+    got = {g.value: [s.users for s in g.steps] for g in by_channel.groups}
+    by_city = run_funnel(wh, q(breakdown={"property": "user.city"}))
+    got_city = {g.value: [s.users for s in g.steps] for g in by_city.groups}
+
+    def alone(ids: set[str]) -> list[int]:
+        other = Warehouse(load_settings(tmp_path / "-".join(sorted(ids))), "duckdb")
+        load(other, [r for r in ROWS if r[0] in ids])
+        try:
+            return users(run_funnel(other, q()))
+        finally:
+            other.close()
+
+    assert got["sem"] == alone({"u1", "u2"})
+    assert got["organic"] == alone({"u3"})
+    assert got["(none)"] == alone({"u4", "u5", "u6", "u7"})
+    assert got_city["上海"] == alone({"u1", "u3"})
+    with pytest.raises(ValueError):
+        FunnelQuery(steps=[FunnelStep(event="a"), FunnelStep(event="b")], breakdown={"property": "user.a b"})

@@ -34,6 +34,8 @@ GRAINS: tuple[str, ...] = Grain.__args__  # type: ignore[attr-defined]
 EVENT_COLUMNS = ("event", "user_id", "account_id", "session_id", "event_id")
 _PROPERTY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 _TRUNC = {"hour": "h", "day": "D", "week": "W", "month": "M"}
+USER_PREFIX = "user."
+USER_COLUMNS = ("channel", "user_id")
 OTHER = "(other)"
 NONE_LABEL = "(none)"
 
@@ -109,14 +111,19 @@ class PropertyFilter(BaseModel):
 
 
 class Breakdown(BaseModel):
-    """Split results by a property: the ``limit`` most frequent values, the rest as other."""
+    """Split results by a property: the ``limit`` most frequent values, the rest as other.
+
+    ``user.<name>`` splits by a property of the user (``user.channel`` or a key of
+    ``users.properties``) rather than of the event: acquisition channel is the split
+    operations people ask for first.
+    """
 
     property: str
     limit: int = Field(default=10, ge=1, le=100)
 
     @model_validator(mode="after")
     def _check(self) -> Breakdown:
-        check_property(self.property)
+        check_property(self.property.removeprefix(USER_PREFIX))
         return self
 
 
@@ -247,7 +254,21 @@ def breakdown_column(
     Returns the table and the kept values, so results list groups in a stable order.
     """
     engine = engine_of(wh)
-    t = t.mutate(_bd_raw=prop_text(engine, t, bd.property).fill_null(NONE_LABEL))
+    if bd.property.startswith(USER_PREFIX):
+        name = check_property(bd.property.removeprefix(USER_PREFIX))
+        u = wh.table("users")
+        if name in USER_COLUMNS:
+            value = u[name].cast("string")
+        else:
+            path = f'$."{name}"' if engine == "duckdb" else f"$.{name}"
+            fn = _duck_json_str if engine == "duckdb" else _spark_json_str
+            value = fn(u.properties, path)
+        vals = u.select(_bd_uid=u.user_id, _bd_val=value)
+        cols = t.columns
+        t = t.left_join(vals, t.user_id == vals._bd_uid).select(*cols, "_bd_val")
+        t = t.mutate(_bd_raw=t._bd_val.fill_null(NONE_LABEL)).drop("_bd_val")
+    else:
+        t = t.mutate(_bd_raw=prop_text(engine, t, bd.property).fill_null(NONE_LABEL))
     top = (
         t.group_by("_bd_raw")
         .aggregate(_n=t[weight].nunique())
