@@ -44,10 +44,13 @@ def bar_chart(
     top = max(vals) or 1.0
     row, label_w = 30, 180
     height = row * len(vals) + 10
-    parts = [f'<svg class="chart bars" viewBox="0 0 {width} {height}" width="100%" role="img">']
+    parts = [
+        f'<svg class="chart bars" viewBox="0 0 {width} {height}" width="100%" '
+        f'style="max-width:{width}px" role="img">'
+    ]
     for i, (lab, v) in enumerate(zip(labels, vals, strict=False)):
         y = 5 + i * row
-        w = max(1.0, (width - label_w - 120) * v / top)
+        w = max(1.0, (width - label_w - 230) * v / top)  # room for the value and its note
         extra = f" · {escape(note[i])}" if note and i < len(note) and note[i] else ""
         parts.append(
             f'<text x="0" y="{y + 18}" class="lab">{escape(str(lab))[:28]}</text>'
@@ -71,7 +74,10 @@ def line_chart(
     left, bottom = 56, 24
     pw, ph = width - left - 10, height - bottom - 10
     step = pw / max(1, len(x) - 1)
-    parts = [f'<svg class="chart lines" viewBox="0 0 {width} {height + 20 * ((len(names) + 3) // 4)}" width="100%" role="img">']
+    parts = [
+        f'<svg class="chart lines" viewBox="0 0 {width} {height + 20 * ((len(names) + 3) // 4)}" width="100%" '
+        f'style="max-width:{width * 1.4:.0f}px" role="img">'
+    ]
     for frac in (0.0, 0.5, 1.0):
         y = 10 + ph - frac * ph
         parts.append(
