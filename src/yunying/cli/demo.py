@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.demo import DemoSpec, generate
+from yunying.demo.generator import spec_experiment
+from yunying.experiments.spec import save as save_experiment
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS
 from yunying.warehouse.engine import open_warehouse
@@ -66,6 +68,8 @@ def register(app: typer.Typer) -> None:
                 stats = generate(spec, sink, lambda n: bar.advance(task, n))
                 for table, chunks in buffers.items():
                     wh.append_arrow(table, pa.concat_tables(chunks))
+        # The planted A/B test's definition, so `yunying experiment analyze` finds it.
+        save_experiment(s, spec_experiment(spec), overwrite=True)
         console.print(
             t(
                 "demo.done",

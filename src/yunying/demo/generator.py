@@ -19,6 +19,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from yunying.demo.experiment import (
+    PAY_LIFT,
+    WINDOW_DAYS,
+    demo_experiment,
+    first_exposure,
+    variants_of,
+)
+from yunying.experiments.assignment import exposure_table
+from yunying.experiments.spec import ExperimentSpec
+
 BLOCK_USERS = 50_000
 SECOND = np.int64(1_000_000)  # microseconds
 DAY = 86_400 * SECOND
@@ -144,6 +154,7 @@ def _consumer_block(
     first: int,
     n: int,
 ) -> Iterator[tuple[str, pa.Table]]:
+    experiment = spec_experiment(spec)
     rng = np.random.default_rng([spec.seed, first])
     D = spec.days
     t0 = _epoch_us(spec.start) - _utc_offset_us(spec)  # local midnight of day 0, in UTC
@@ -200,7 +211,14 @@ def _consumer_block(
     p_cart = np.minimum(0.16 * buy[s_user] * np.where(promo, 1.7, 1.0), 0.9)
     cart = rng.random(ns) < p_cart
     checkout = cart & (rng.random(ns) < 0.62)
-    pay = checkout & (rng.random(ns) < np.where(promo, 0.88, 0.78))
+    # The A/B test of the last four weeks: exposure at the first session in the window.
+    exp_ts = first_exposure(s_user, s_start, s_day, n, D - WINDOW_DAYS)
+    exposed = np.flatnonzero(exp_ts >= 0)
+    variant = np.full(n, "", dtype=object)
+    variant[exposed] = variants_of(experiment, _uid(uid[exposed]).to_pylist())
+    treated = (variant[s_user] == "big_button") & (s_start >= exp_ts[s_user])
+    p_pay = np.where(promo, 0.88, 0.78) * np.where(treated, PAY_LIFT, 1.0)
+    pay = checkout & (rng.random(ns) < p_pay)
     category = _choice(rng, ns, np.ones(len(CATEGORIES)))
     price = np.round(np.exp(rng.normal(CATEGORY_PRICE[category], 0.55)), 2)
     price = np.where(promo, np.round(price * 0.85, 2), price)
@@ -294,6 +312,7 @@ def _consumer_block(
         """
     ).to_arrow_table()
     con.unregister("e")
+    yield "events", _exposures(experiment, uid[exposed], exp_ts[exposed], variant[exposed])
 
     orders = pa.table(
         {
@@ -314,6 +333,26 @@ def _consumer_block(
         "json_object('category', category, 'items', items, 'promo', promo) AS properties FROM o"
     ).to_arrow_table()
     con.unregister("o")
+
+
+def spec_experiment(spec: DemoSpec) -> ExperimentSpec:
+    """The demo's experiment, running over the last ``WINDOW_DAYS`` local days."""
+    tz = ZoneInfo(spec.timezone)
+    end = dt.datetime.combine(spec.end + dt.timedelta(days=1), dt.time(), tz)
+    start = end - dt.timedelta(days=WINDOW_DAYS)
+    return demo_experiment(
+        start.astimezone(dt.UTC).replace(tzinfo=None), end.astimezone(dt.UTC).replace(tzinfo=None)
+    )
+
+
+def _exposures(
+    experiment: ExperimentSpec, ids: np.ndarray, ts: np.ndarray, variants: np.ndarray
+) -> pa.Table:
+    pairs = list(zip(_uid(ids).to_pylist(), variants.tolist(), strict=True))
+    table = exposure_table(experiment, pairs, dt.datetime(1970, 1, 1))
+    return table.set_column(
+        table.schema.get_field_index("ts"), "ts", pa.array(ts, pa.timestamp("us"))
+    )
 
 
 def _uid(ids: np.ndarray) -> pa.Array:
