@@ -165,6 +165,8 @@ def engine_of(wh: Any) -> str:
 def local_ts(engine: str, ts: ir.TimestampValue, tz: str) -> ir.TimestampValue:
     """Naive UTC -> naive wall-clock time in ``tz`` (DST aware on both engines)."""
     zone(tz)
+    if engine == "duckdb" and tz == "UTC":
+        return ts  # already wall-clock UTC: no per-row conversion
     if engine == "spark":
         out = _spark_from_utc(ts, tz)
     else:

@@ -138,30 +138,13 @@ def _matched(wh: Any, q: RetentionQuery) -> tuple[ir.Table, ir.Table]:
 
 def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     """Cohort matrix, the all-cohorts row and D1/D7/D30 on the warehouse."""
-    engine_of(wh)
+    engine = engine_of(wh)
     c, j = _matched(wh, q)
     # cohort sizes by cohort day: gives both the matrix rows and the D1/D7/D30 bases
     sizes = wh.execute(c.group_by(["c", "cday"]).aggregate(size=c.count()))
     size: dict[int, int] = {}
     for r in sizes.itertuples():
         size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
-    jj = j.filter(j.n <= q.periods)
-    if q.method == "classic":
-        cells = (
-            jj.select("user_id", "c", "n").distinct().group_by(["c", "n"]).aggregate(users=ibis._.count())
-        )
-    else:
-        last = j.group_by(["user_id", "c"]).aggregate(mx=j.n.max())
-        # rolling: retained at N when any return at N or later; expand via N <= max
-        nums = ibis.memtable({"n": list(range(q.periods + 1))})
-        x = last.cross_join(nums)
-        x = x.filter(x.n <= x.mx)
-        cells = x.group_by(["c", "n"]).aggregate(users=x.count())
-    cdf = wh.execute(cells)
-    grid: dict[int, list[int]] = {k: [0] * (q.periods + 1) for k in size}
-    for r in cdf.itertuples():
-        if int(r.c) in grid and 0 <= int(r.n) <= q.periods:
-            grid[int(r.c)][int(r.n)] = int(r.users)
     # last observable period: the latest event in the warehouse bounds what can be seen
     ev = wh.table("events")
     mx = wh.execute(ev.ts.max())
@@ -171,6 +154,15 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     if mx is not None and str(mx) != "NaT":
         local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
         last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
+    grid: dict[int, list[int]] = {k: [0] * (q.periods + 1) for k in size}
+    hits: dict[int, int] | None = None
+    if engine == "duckdb" and (q.method == "rolling" or q.periods < _MASK_BITS):
+        cells_df, hits = _cells_and_hits(wh, q, j, last_day)
+    else:
+        cells_df = wh.execute(_cells(q, j))
+    for r in cells_df.itertuples():
+        if int(r.c) in grid and 0 <= int(r.n) <= q.periods:
+            grid[int(r.c)][int(r.n)] = int(r.users)
     cohorts = []
     tot_size = 0
     tot_ret = [0] * (q.periods + 1)
@@ -193,41 +185,104 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
         retained=tot_ret,
         rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
     )
-    summary = _summary(wh, q, sizes, j, last_day)
+    summary = _summary(wh, q, sizes, j, last_day, hits)
     return RetentionResult(
         period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
     )
 
 
+def _cells(q: RetentionQuery, j: ir.Table) -> ir.Table:
+    """(c, n, users): users of cohort c retained in period n (generic: any engine)."""
+    jj = j.filter(j.n <= q.periods)
+    if q.method == "classic":
+        return (
+            jj.select("user_id", "c", "n").distinct().group_by(["c", "n"]).aggregate(users=ibis._.count())
+        )
+    last = j.group_by(["user_id", "c"]).aggregate(mx=j.n.max())
+    # rolling: retained at N when any return at N or later; expand via N <= max
+    nums = ibis.memtable({"n": list(range(q.periods + 1))})
+    x = last.cross_join(nums)
+    x = x.filter(x.n <= x.mx)
+    return x.group_by(["c", "n"]).aggregate(users=x.count())
+
+
+_MASK_BITS = 63  # classic periods 0..62 fit one BIGINT bit mask per user and cohort
+
+
+def _hit_flags(q: RetentionQuery, j: ir.Table) -> dict[str, ir.Value]:
+    return {
+        f"h{dn}": ((j.dn >= dn) if q.method == "rolling" else (j.dn == dn)).cast("int64").max()
+        for dn in SUMMARY_DAYS
+    }
+
+
+def _cells_and_hits(
+    wh: Any,
+    q: RetentionQuery, j: ir.Table, last_day: int | None
+) -> tuple[pd.DataFrame, dict[int, int]]:
+    """DuckDB: the matrix cells and the D1/D7/D30 hits in one pass over the matched rows.
+
+    One row per (user, cohort): a bit mask of the periods with a return (classic) or the
+    last such period (rolling), and the day-N flags; then one aggregate per cohort.
+    """
+    inr = j.n <= q.periods
+    if q.method == "classic":
+        bit = ibis.ifelse(inr, ibis.literal(1, type="int64") << j.n.cast("int64"), 0)
+        per = j.group_by(["user_id", "c", "cday"]).aggregate(
+            m=bit.cast("int64").bit_or(), **_hit_flags(q, j)
+        )
+        cols = {f"r{n}": ((per.m >> n) & 1).sum() for n in range(q.periods + 1)}
+    else:
+        per = j.group_by(["user_id", "c", "cday"]).aggregate(mx=j.n.max(), **_hit_flags(q, j))
+        cols = {f"r{n}": (per.mx >= n).cast("int64").sum() for n in range(q.periods + 1)}
+    ld = -(2**62) if last_day is None else last_day
+    for dn in SUMMARY_DAYS:
+        cols[f"h{dn}"] = ibis.ifelse(per.cday + dn <= ld, per[f"h{dn}"], 0).sum()
+    out = wh.execute(per.group_by("c").aggregate(**cols))
+    rows = [
+        (int(r["c"]), n, int(r[f"r{n}"] or 0))
+        for r in out.to_dict("records")
+        for n in range(q.periods + 1)
+    ]
+    hits = {dn: int(out[f"h{dn}"].fillna(0).sum()) for dn in SUMMARY_DAYS}
+    return pd.DataFrame(rows, columns=["c", "n", "users"]), hits
+
+
 def _summary(
-    wh: Any, q: RetentionQuery, sizes: pd.DataFrame, j: ir.Table, last_day: int | None
+    wh: Any,
+    q: RetentionQuery,
+    sizes: pd.DataFrame,
+    j: ir.Table,
+    last_day: int | None,
+    known: dict[int, int] | None = None,
 ) -> list[RetentionSummary]:
-    """D1/D7/D30 over cohort users for whom day N is already observable (one query)."""
+    """D1/D7/D30 over cohort users for whom day N is already observable (one query, or
+    none when ``known`` hits came with the matrix)."""
     if last_day is None:
         return [RetentionSummary(day=dn, users=0, retained=0, rate=None) for dn in SUMMARY_DAYS]
     elig = {
         dn: int(sizes["size"][sizes["cday"].astype("int64") + dn <= last_day].sum())
         for dn in SUMMARY_DAYS
     }
-    flags = {
-        f"h{dn}": (
-            (j.dn >= dn) if q.method == "rolling" else (j.dn == dn)
-        ).cast("int64").max()
-        for dn in SUMMARY_DAYS
-    }
-    per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(["user_id", "c", "cday"]).aggregate(**flags)
-    hits = wh.execute(
-        per.aggregate(
-            **{
-                f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
-                for dn in SUMMARY_DAYS
-            }
+    if known is None:
+        per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
+            ["user_id", "c", "cday"]
+        ).aggregate(**_hit_flags(q, j))
+        hdf = wh.execute(
+            per.aggregate(
+                **{
+                    f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
+                    for dn in SUMMARY_DAYS
+                }
+            )
         )
-    )
+        known = {
+            dn: int(hdf[f"h{dn}"].iloc[0] or 0) if len(hdf) else 0 for dn in SUMMARY_DAYS
+        }
     out = []
     for dn in SUMMARY_DAYS:
         users = elig[dn]
-        ret = int(hits[f"h{dn}"].iloc[0] or 0) if len(hits) else 0
+        ret = known[dn]
         out.append(
             RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
         )
