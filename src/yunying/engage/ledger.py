@@ -30,14 +30,9 @@ def transfer(
     at: dt.datetime,
 ) -> str | None:
     """Write one balanced transaction; zero legs are dropped. Returns the transaction id."""
-    legs = [leg for leg in legs if leg[2] != 0]
+    legs = balanced(kind, legs)
     if not legs:
         return None
-    sums: dict[str, int] = {}
-    for _, asset, amount in legs:
-        sums[asset] = sums.get(asset, 0) + amount
-    if any(sums.values()):
-        raise ValueError(f"unbalanced ledger transaction {kind}: {sums}")
     tx = str(uuid.uuid4())
     s.execute(
         insert(LedgerEntry),
@@ -58,6 +53,17 @@ def transfer(
     return tx
 
 
+def balanced(kind: str, legs: Sequence[Leg]) -> list[Leg]:
+    """The non-zero legs of a transaction; raises ``ValueError`` unless they sum to zero per asset."""
+    kept = [leg for leg in legs if leg[2] != 0]
+    sums: dict[str, int] = {}
+    for _, asset, amount in kept:
+        sums[asset] = sums.get(asset, 0) + amount
+    if any(sums.values()):
+        raise ValueError(f"unbalanced ledger transaction {kind}: {sums}")
+    return kept
+
+
 def rc(result: Result[Any]) -> int:
     """Rows changed by an ``UPDATE``/``INSERT`` (the outcome of a conditional update)."""
     return int(cast("CursorResult[Any]", result).rowcount)
@@ -75,10 +81,15 @@ def emit(s: Session, event: str, user_id: str, ts: dt.datetime, **props: Any) ->
             event=event,
             user_id=user_id,
             ts=ts,
-            properties={k: (str(v) if v is not None and not isinstance(v, (int, bool)) else v) for k, v in props.items()},
+            properties=event_props(props),
             sent_at=None,
         )
     )
+
+
+def event_props(props: dict[str, Any]) -> dict[str, Any]:
+    """An event's properties as stored: ``None``, ints and bools as they are, the rest as strings."""
+    return {k: (str(v) if v is not None and not isinstance(v, (int, bool)) else v) for k, v in props.items()}
 
 
 def unbalanced(s: Session) -> list[str]:
