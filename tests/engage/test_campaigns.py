@@ -236,3 +236,37 @@ def test_assignment_events_are_idempotent(csettings: Settings, cwh: Warehouse) -
     assert int(cwh.execute(mine.count())) == 2100
     c = C.get_campaign(csettings, cid)
     assert (c.assigned_treatment, c.assigned_holdout) == (third.treatment, third.holdout)
+
+
+def test_the_holdout_gets_nothing_from_the_campaigns_tools(csettings: Settings, cwh: Warehouse) -> None:
+    """Issue and direct redemption refuse holdout users, or the lift could not be measured."""
+    from decimal import Decimal
+
+    from yunying.engage.schemas import IssueRequest, RedeemRequest, ToolSpec
+    from yunying.engage.service import create_tool, issue, redeem
+
+    add_users(cwh, 0, 3)
+    seg = segment(csettings, cwh)
+    cid = campaign(csettings, seg, holdout_share=0.5)
+    url = csettings.appdb_url
+    voucher, sale = uid("v"), uid("fs")
+    window = {"starts_at": NOW, "ends_at": NOW + timedelta(days=9), "campaign_id": cid}
+    create_tool(url, ToolSpec(id=voucher, kind="voucher", name="v", budget=Decimal("1000"),
+                              rules={"amount": "20", "threshold": "100"}, **window))
+    create_tool(url, ToolSpec(id=sale, kind="flash_sale", name="s", stock=100, budget=Decimal("10000"),
+                              rules={"price": "9.90", "list_price": "99"}, **window))
+    users = [f"hold-{i}" for i in range(40)]
+    groups = {u: C.group_of(csettings, cid, u) for u in users}
+    assert set(groups.values()) == {"treatment", "holdout"}
+    at = NOW + timedelta(hours=1)
+    for u, g in groups.items():
+        if g == "treatment":
+            assert issue(url, IssueRequest(tool_id=voucher, user_id=u, key=uid("k"), at=at)).grant_id
+            assert redeem(url, RedeemRequest(tool_id=sale, user_id=u, key=uid("k"), at=at)).quantity == 1
+            continue
+        with pytest.raises(YunyingError) as e:
+            issue(url, IssueRequest(tool_id=voucher, user_id=u, key=uid("k"), at=at))
+        assert e.value.key == "engage.holdout"
+        with pytest.raises(YunyingError) as e:
+            redeem(url, RedeemRequest(tool_id=sale, user_id=u, key=uid("k"), at=at))
+        assert e.value.key == "engage.holdout"

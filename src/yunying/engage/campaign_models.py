@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yunying.appdb import Base
+
+
+def assignment_group(
+    salt: str, holdout_share: float, user_id: str
+) -> Literal["treatment", "holdout"]:
+    """Deterministic: the same user, salt and share always give the same group."""
+    h = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2**64
+    return "holdout" if u < holdout_share else "treatment"
 
 
 class CampaignRow(Base):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from yunying.appdb import session_scope
 from yunying.config import Settings
-from yunying.engage.campaign_models import CampaignRow, CampaignTransition
+from yunying.engage.campaign_models import CampaignRow, CampaignTransition, assignment_group
 from yunying.errors import YunyingError
 from yunying.i18n import t
 from yunying.segments import service as segments
@@ -244,15 +244,6 @@ class AssignResult(BaseModel):
 
 
 # -- pure pieces ------------------------------------------------------------------------------
-
-
-def assignment_group(
-    salt: str, holdout_share: float, user_id: str
-) -> Literal["treatment", "holdout"]:
-    """Deterministic: the same user, salt and share always give the same group."""
-    h = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
-    u = int.from_bytes(h[:8], "big") / 2**64
-    return "holdout" if u < holdout_share else "treatment"
 
 
 def assignment_event_id(campaign_id: str, user_id: str) -> str:

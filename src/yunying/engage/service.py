@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from yunying.appdb import session_scope
 from yunying.engage import codes as codes_mod
+from yunying.engage.campaign_models import CampaignRow, assignment_group
 from yunying.engage.ledger import (
     balanced,
     balances,
@@ -164,6 +166,36 @@ class _Totals:
     budget_left: int | None
     used: int
     sold: int
+
+
+_HOLDOUT_CACHE: dict[tuple[str, str], tuple[float, tuple[str, float] | None]] = {}
+
+
+def _campaign_holdout(url: str, s: Session | None, campaign_id: str) -> tuple[str, float] | None:
+    """(salt, holdout share) of a tool's campaign; a campaign's salt and share never change,
+    so a found one is cached for good and a missing one re-read after a few seconds."""
+    key = (url, campaign_id)
+    hit = _HOLDOUT_CACHE.get(key)
+    now_s = time.monotonic()
+    if hit is not None and (hit[1] is not None or now_s - hit[0] < 5.0):
+        return hit[1]
+    if s is not None:
+        row = s.get(CampaignRow, campaign_id)
+    else:
+        with session_scope(url) as own:
+            row = own.get(CampaignRow, campaign_id)
+    value = (row.salt, float(row.holdout_share)) if row is not None else None
+    _HOLDOUT_CACHE[key] = (now_s, value)
+    return value
+
+
+def _check_not_holdout(url: str, s: Session | None, tool: Tool, user_id: str) -> None:
+    """A campaign's holdout group (对照组) gets nothing, or its lift could not be measured."""
+    if not tool.campaign_id:
+        return
+    hp = _campaign_holdout(url, s, tool.campaign_id)
+    if hp is not None and hp[1] > 0 and assignment_group(hp[0], hp[1], user_id) == "holdout":
+        raise YunyingError("engage.holdout", user=user_id, campaign=tool.campaign_id, tool=tool.id)
 
 
 def _totals(s: Session, tool_id: str) -> _Totals:
@@ -432,6 +464,7 @@ def issue(url: str, req: IssueRequest, elig: Eligibility | None = None) -> Issue
             raise YunyingError("engage.not_issuable", tool=tool.id, kind=tool.kind)
         _check_open(tool, at)
         _check_eligible(tool.rules, req.user_id, at, elig)
+        _check_not_holdout(url, s, tool, req.user_id)
         grant_id = str(uuid.uuid4())
         code = None
         if req.code is not None:
@@ -725,6 +758,7 @@ def _redeem_fast(url: str, req: RedeemRequest, at: dt.datetime, elig: Eligibilit
     if tool is None or tool.kind in GRANT_KINDS or tool.kind == "lottery":
         return None
     try:
+        _check_not_holdout(url, None, tool, req.user_id)
         plan = _plan(None, tool, req, at, elig)
     except YunyingError:
         return None
@@ -803,6 +837,7 @@ def redeem(url: str, req: RedeemRequest, elig: Eligibility | None = None) -> Red
 
     def act(s: Session) -> dict[str, Any]:
         tool = _tool_def(s, req.tool_id)
+        _check_not_holdout(url, s, tool, req.user_id)
         plan = _plan(s, tool, req, at, elig)
         rid = str(uuid.uuid4())
         order_id = req.order.order_id if req.order is not None else None
