@@ -206,8 +206,14 @@ def _text(v: Scalar) -> str:
 
 def filter_expr(engine: str, t: ir.Table, f: PropertyFilter) -> ir.BooleanValue:
     """The boolean expression of one filter; a missing property never matches a comparison."""
-    s = prop_text(engine, t, f.property)
-    op, v = f.operator, f.value
+    return compare_text(prop_text(engine, t, f.property), f.operator, f.value)
+
+
+def compare_text(
+    s: ir.StringValue, op: str, v: Scalar | list[Scalar] | None
+) -> ir.BooleanValue:
+    """A property held as text compared with a value: numbers compare as numbers, the
+    rest as text, and NULL (missing) never matches. Segments share these semantics."""
     if op == "is_set":
         return s.notnull()
     if op == "is_not_set":

@@ -21,6 +21,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from yunying.analytics.common import compare_text
 from yunying.errors import YunyingError
 from yunying.segments.rules import (
     And,
@@ -179,26 +180,7 @@ class Compiler:
         return _seg_duck_json(u.properties, f'$."{key}"')  # type: ignore[no-any-return]
 
     def _property(self, c: PropertyCond) -> ir.BooleanValue:
-        s = self._text(c.field)
-        op, v = c.op, c.value
-        if op == "is_set":
-            return s.notnull()
-        if op == "is_not_set":
-            return s.isnull()
-        if op in ("in", "not_in"):
-            assert isinstance(v, list)
-            cond = s.isin([_as_text(x) for x in v])
-            return (cond if op == "in" else (~cond & s.notnull())).fill_null(False)
-        assert v is not None and not isinstance(v, list)
-        if op == "contains":
-            return s.contains(str(v)).fill_null(False)
-        if op in ("gt", "gte", "lt", "lte") or (
-            op in ("eq", "ne") and isinstance(v, int | float) and not isinstance(v, bool)
-        ):
-            n = s.try_cast("float64")
-            res = _OPS[op](n, ibis.literal(float(v), type="float64"))
-            return res.fill_null(False)  # type: ignore[no-any-return]
-        return _OPS[op](s, ibis.literal(_as_text(v))).fill_null(False)  # type: ignore[no-any-return]
+        return compare_text(self._text(c.field), c.op, c.value)
 
     def _event(self, c: EventCond) -> ir.BooleanValue:
         e = self._filtered("events", c.within)
@@ -298,9 +280,3 @@ class Compiler:
         return self._in_ids(info.members)
 
 
-def _as_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
