@@ -278,5 +278,3 @@ class Compiler:
         if info.kind == "dynamic" and info.rule is not None:
             return self.predicate(info.rule, f"{path}({c.name})", (*stack, c.name))
         return self._in_ids(info.members)
-
-
