@@ -98,3 +98,15 @@ def test_empty_warehouse(wh: Warehouse) -> None:
 def test_local_day_bounds() -> None:
     lo, hi = local_day_bounds(dt.date(2024, 3, 10), "Asia/Shanghai", 2)
     assert lo == dt.datetime(2024, 3, 8, 16) and hi == dt.datetime(2024, 3, 10, 16)
+
+
+def test_table_rows_are_readable(wh: Warehouse) -> None:
+    from yunying.warehouse.overview import Overview, warehouse_status
+
+    _load(wh)
+    o = Overview(status=warehouse_status(wh), headline=headline(wh, "Asia/Shanghai"))
+    _, rows = o.to_rows()
+    shown = {r[0]: r[1] for r in rows}
+    assert shown["GMV"] == "170.50" and shown["ARR"] == "6,600.00"
+    assert shown["Refund rate"] == "33.33%"
+    assert shown["Users"] == "3"

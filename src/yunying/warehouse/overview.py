@@ -42,9 +42,23 @@ class Overview(BaseModel):
     headline: Headline
 
     def to_rows(self) -> tuple[list[str], list[list[object]]]:
-        h = self.headline
-        rows: list[list[object]] = [[t(f"overview.{k}"), v] for k, v in h.model_dump().items()]
+        """Readable figures for the table: thousands separators, money to the cent, rates in %."""
+        rows: list[list[object]] = [
+            [t(f"overview.{k}"), _show(k, v)] for k, v in self.headline.model_dump().items()
+        ]
         return [t("overview.figure"), t("overview.value")], rows
+
+
+def _show(key: str, v: object) -> str:
+    if v is None:
+        return "-"
+    if key.endswith("_rate") and isinstance(v, float):
+        return f"{v:.2%}"
+    if isinstance(v, Decimal):
+        return f"{v:,.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
 
 def local_day_bounds(day: dt.date, tz: str, days: int = 1) -> tuple[dt.datetime, dt.datetime]:
