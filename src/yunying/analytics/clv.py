@@ -16,6 +16,7 @@ analytic gradients.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -179,6 +180,33 @@ def _converged(res: Any) -> bool:
     return bool(res.success) or float(np.max(np.abs(res.jac))) < 1e-5
 
 
+def _fit_log_params(
+    objective: Callable[[Arr], tuple[float, Arr]],
+    starts: list[Arr],
+    model: str,
+    ftol: float,
+    gtol: float,
+) -> Any:
+    """Maximum likelihood on log-parameters from several starts; the best converged fit."""
+    best: Any = None
+    for start in starts:
+        res = minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(start),
+            options={"maxiter": 2000, "ftol": ftol, "gtol": gtol},
+        )
+        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+            best = res
+        if best is not None and _converged(best):
+            break
+    if best is None or not _converged(best):
+        raise YunyingError("clv.fit_failed", model=model)
+    return best
+
+
 def fit_bgnbd(
     frequency: Arr, recency: Arr, T: Arr, weights: Arr | None = None
 ) -> BgNbdParams:
@@ -197,26 +225,10 @@ def fit_bgnbd(
     # Start where the mean purchase rate r/alpha matches the data, dropout moderate.
     rate = max(float(w @ x) / max(float(w @ TT), 1e-9), 1e-6)
     starts = [np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(4)]
-    best: Any = None
     objective = _BgNbdObjective(x, t_x, TT, w)
-    total = objective.total
-    for start in starts:
-        res = minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10},
-        )
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
-        if best is not None and _converged(best):
-            break
-    if best is None or not _converged(best):
-        raise YunyingError("clv.fit_failed", model="BG/NBD")
+    best = _fit_log_params(objective, starts, "BG/NBD", ftol=1e-15, gtol=1e-10)
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    return BgNbdParams(r, alpha, a, b, -float(best.fun) * total)
+    return BgNbdParams(r, alpha, a, b, -float(best.fun) * objective.total)
 
 
 def _expected_numerators(
@@ -319,22 +331,7 @@ def fit_gamma_gamma(frequency: Arr, monetary: Arr) -> GammaGammaParams:
 
     mean_m = float(m.mean())
     starts = [np.log([1.0, 1.0, 1.0]), np.log([2.0, 2.0, mean_m])]
-    best: Any = None
-    for start in starts:
-        res = minimize(
-            nll,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 3,
-            options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
-        )
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
-        if best is not None and _converged(best):
-            break
-    if best is None or not _converged(best):
-        raise YunyingError("clv.fit_failed", model="Gamma-Gamma")
+    best = _fit_log_params(nll, starts, "Gamma-Gamma", ftol=1e-13, gtol=1e-9)
     p, q, v = (float(val) for val in np.exp(best.x))
     return GammaGammaParams(p, q, v, -float(best.fun) * n)
 
