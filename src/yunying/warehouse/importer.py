@@ -2,11 +2,11 @@
 
 DuckDB does the heavy lifting so throughput stays near a plain ``read_csv``: the file is
 read once with every column as text into a temporary staging table (DuckDB spills it to
-disk beyond its memory limit, so memory is bounded by that limit, not by the file), one SQL pass computes the typed values and the first
-failing field with its reason, then line ranges of ``imports.chunk_rows`` are moved in
-order. Each chunk is its own transaction and is idempotent by key (anti-join against what
-is already stored, first occurrence wins within the file), so a run killed at any moment
-and run again ends with exactly the same rows. The sink is the DuckDB warehouse or, for
+disk beyond its memory limit, so memory is bounded by that limit, not by the file), one
+SQL pass computes the typed values and the first failing field with its reason. The rows
+that must not load (a key seen earlier in the file, or already stored) are marked once per
+file, then line ranges of ``imports.chunk_rows`` are moved in order. Each chunk is its own
+transaction, so a run killed at any moment and run again ends with exactly the same rows. The sink is the DuckDB warehouse or, for
 the Spark engine, the Parquet lake that ``Warehouse`` reads.
 """
 
@@ -52,6 +52,7 @@ _JSONL_DELIM = "\x1e"
 # A time followed by a zone: Z, +08, +0800, +08:00, or a name such as UTC / Asia/Shanghai.
 _ZONE_RE = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?|\s*[A-Za-z_]+(/[A-Za-z_+-]+)*)$"
 _EPOCH_RE = r"[+-]?\d{1,13}"
+_NAIVE_FORMATS = "['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S']"
 # Epoch values above this are milliseconds (1e11 s is the year 5138).
 _EPOCH_MS_FROM = 100_000_000_000
 
@@ -253,7 +254,9 @@ def prepare_source(
 
 
 # -- validation SQL ---------------------------------------------------------------------
-def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str, list[tuple[str, str]]]:
+def _typed_sql(
+    col: Column, v: str, enums: tuple[str, ...] | None, tz: str
+) -> tuple[str, list[tuple[str, str]]]:
     """(typed expression, [(failure condition, reason code)]) for one contract column."""
     checks: list[tuple[str, str]] = []
     if col.required:
@@ -261,7 +264,9 @@ def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str,
     if col.type == "string":
         typed = v
         if col.max_length and col.name != "currency":
-            checks.append((f"length({v}) > {int(col.max_length)}", "too_long"))
+            # strlen (bytes, O(1)) bounds length (characters, a scan) from above.
+            n = int(col.max_length)
+            checks.append((f"strlen({v}) > {n} AND length({v}) > {n}", "too_long"))
         if enums:
             allowed = ", ".join(_lit(x) for x in enums)
             typed = f"lower({v})"
@@ -279,14 +284,22 @@ def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str,
         checks.append((f"{typed} IS NULL", "decimal_range"))
         return typed, checks
     if col.type == "timestamp":
-        typed = (
+        # A time without a zone is in the import's zone; UTC needs no (costly ICU) shift.
+        def local(ts: str) -> str:
+            return ts if tz == "UTC" else f"CAST(timezone($tz, {ts}) AS TIMESTAMP)"
+
+        general = (
             f"CASE WHEN regexp_full_match({v}, '{_EPOCH_RE}') THEN "
             f"(CASE WHEN abs(TRY_CAST({v} AS BIGINT)) >= {_EPOCH_MS_FROM} "
             f"THEN epoch_ms(TRY_CAST({v} AS BIGINT)) "
             f"ELSE make_timestamp(TRY_CAST({v} AS BIGINT) * 1000000) END) "
             f"WHEN regexp_matches({v}, '{_ZONE_RE}') THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) "
-            f"ELSE CAST(timezone($tz, TRY_CAST({v} AS TIMESTAMP)) AS TIMESTAMP) END"
+            f"ELSE {local(f'TRY_CAST({v} AS TIMESTAMP)')} END"
         )
+        # The usual shape first: strptime must consume the whole value, so what it
+        # accepts has no zone and is neither an epoch; the two regexes above then run
+        # only on the rest (coalesce evaluates its second argument for those rows only).
+        typed = f"coalesce({local(f'try_strptime({v}, {_NAIVE_FORMATS})')}, {general})"
         checks.append((f"{typed} IS NULL", "bad_timestamp"))
         return typed, checks
     if col.type == "date":
@@ -300,8 +313,21 @@ def _typed_sql(col: Column, v: str, enums: tuple[str, ...] | None) -> tuple[str,
     return v, checks
 
 
-def _validated_select(src: _Source, c: Contract, base: str) -> str:
-    """SELECT k, <typed contract columns>, _field, _reason, _raw FROM base, in one pass.
+def _trimmed(v: str) -> str:
+    """``trim(v)``, calling it only when it can change something.
+
+    DuckDB's trim strips Unicode space separators (category Zs) and copies every string,
+    which cost a fifth of the import. In ASCII text the only Zs is the space, so an
+    ASCII value (bytes = characters) with no space at either end is already trimmed.
+    """
+    return (
+        f"CASE WHEN prefix({v}, ' ') OR suffix({v}, ' ') OR strlen({v}) <> length({v}) "
+        f"THEN trim({v}) ELSE {v} END"
+    )
+
+
+def _validated_select(src: _Source, c: Contract, base: str, tz: str) -> str:
+    """SELECT <typed contract columns>, _field, _reason, _raw FROM base, in one pass.
 
     Three layers so that each value is trimmed once and each type is parsed once:
     L1 the trimmed text of every mapped column, L2 its typed value, L3 the first failing
@@ -315,10 +341,10 @@ def _validated_select(src: _Source, c: Contract, base: str) -> str:
         if col.name in src.mapping:
             name = src.mapping[col.name]
             if jsonl:
-                text = f"json_extract_string(j, {_json_path(name)})"
+                text = f"trim(json_extract_string(j, {_json_path(name)}))"
             else:
-                text = _ident(name)
-            l1.append(f"nullif(trim({text}), '') AS {_ident('_yy_v_' + col.name)}")
+                text = _trimmed(_ident(name))
+            l1.append(f"nullif({text}, '') AS {_ident('_yy_v_' + col.name)}")
     # L2 typed values and L3 checks.
     l2: list[str] = []
     cases: list[str] = []
@@ -331,7 +357,7 @@ def _validated_select(src: _Source, c: Contract, base: str) -> str:
             continue
         v = _ident("_yy_v_" + col.name)
         tv = _ident("_yy_t_" + col.name)
-        expr, checks = _typed_sql(col, v, c.enums.get(col.name))
+        expr, checks = _typed_sql(col, v, c.enums.get(col.name), tz)
         l2.append(f"{expr} AS {tv}")
         typed[col.name] = tv
         for cond, code in checks:
@@ -350,7 +376,7 @@ def _validated_select(src: _Source, c: Contract, base: str) -> str:
     l1_sql = ", ".join(l1) or "NULL AS _yy_none"
     l2_sql = ", ".join(l2) or "NULL AS _yy_none2"
     return (
-        f"SELECT _yy_k AS k, {cols}, _yy_bad[1] AS _field, _yy_bad[2] AS _reason, "
+        f"SELECT {cols}, _yy_bad[1] AS _field, _yy_bad[2] AS _reason, "
         f"CASE WHEN _yy_bad IS NOT NULL THEN {raw} END AS _raw FROM ("
         f"SELECT *, {bad} AS _yy_bad FROM ("
         f"SELECT *, {l2_sql} FROM ("
@@ -366,10 +392,19 @@ def _properties_sql(src: _Source, props: str) -> str:
     """Unknown columns as one JSON object (empty values left out), merged into properties."""
     if src.format == "jsonl":
         vals = [f"json_extract(j, {_json_path(x)})" for x in src.extras]
+        all_set = " AND ".join(f"{v} IS NOT NULL" for v in vals)
+        fast = "json_object(" + ", ".join(
+            f"{_lit(x)}, {v}" for x, v in zip(src.extras, vals, strict=True)
+        ) + ")"
     else:
         vals = [f"to_json(nullif({_ident(x)}, ''))" for x in src.extras]
-    all_set = " AND ".join(f"{v} IS NOT NULL" for v in vals)
-    fast = "json_object(" + ", ".join(f"{_lit(x)}, {v}" for x, v in zip(src.extras, vals, strict=True)) + ")"
+        all_set = " AND ".join(f"{_ident(x)} <> ''" for x in src.extras)
+        # Every value set: the object by concatenation, the same text as json_object
+        # (to_json escapes keys and values alike) at half its cost.
+        members = ", ',', ".join(
+            f"to_json({_lit(x)}::VARCHAR), ':', to_json({_ident(x)})" for x in src.extras
+        )
+        fast = f"concat('{{', {members}, '}}')"
     entries = ", ".join(
         f"struct_pack(k := {_lit(x)}, v := {v})" for x, v in zip(src.extras, vals, strict=True)
     )
@@ -386,22 +421,27 @@ def _properties_sql(src: _Source, props: str) -> str:
 
 
 def _base_sql(src: _Source, rejects: str) -> str:
-    """The file as text rows numbered k in file order (structural errors go to rejects)."""
+    """The file as text rows in file order (structural errors go to rejects).
+
+    No row numbers here: a window over the whole file would cost a third of the read.
+    The staging table keeps file order (insertion order is preserved), so its ``rowid``
+    + 1 is the row's ordinal k.
+    """
     if src.format == "csv":
         return (
-            "(SELECT row_number() OVER () AS _yy_k, * FROM read_csv($path, all_varchar = true, "
+            "(SELECT * FROM read_csv($path, all_varchar = true, "
             f"header = true, store_rejects = true, rejects_table = '{rejects}', "
             f"rejects_scan = '{rejects}_scan', max_line_size = 10000000))"
         )
     if src.format == "parquet":
         casts = ", ".join(f"CAST({_ident(x)} AS VARCHAR) AS {_ident(x)}" for x in src.columns)
-        return f"(SELECT file_row_number + 1 AS _yy_k, {casts} FROM read_parquet($path, file_row_number = true))"
+        return f"(SELECT {casts} FROM read_parquet($path))"
     return (
-        "(SELECT _yy_k, line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
-        "THEN line::JSON END AS j FROM (SELECT row_number() OVER () AS _yy_k, line FROM "
+        "(SELECT line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
+        "THEN line::JSON END AS j FROM "
         "read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = $delim, "
         f"quote = '', escape = '', store_rejects = true, rejects_table = '{rejects}', "
-        f"rejects_scan = '{rejects}_scan', max_line_size = 10000000)))"
+        f"rejects_scan = '{rejects}_scan', max_line_size = 10000000))"
     )
 
 
@@ -422,9 +462,12 @@ def _work_connection(wh: Warehouse, tmp_dir: Path) -> Iterator[duckdb.DuckDBPyCo
     if wh.engine == "duckdb":
         con: duckdb.DuckDBPyConnection = wh.duck
         old = con.execute(
-            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+            "current_setting('preserve_insertion_order')"
         ).fetchall()[0]
         con.execute(f"SET memory_limit = {_lit(limit)}")
+        # Staged rows are numbered by rowid, which follows the file only in this mode.
+        con.execute("SET preserve_insertion_order = true")
         try:  # refused once this connection has spilled; its own folder then serves
             con.execute(f"SET temp_directory = {_lit(str(tmp_dir))}")
         except duckdb.Error:
@@ -433,12 +476,16 @@ def _work_connection(wh: Warehouse, tmp_dir: Path) -> Iterator[duckdb.DuckDBPyCo
             yield con
         finally:
             con.execute(f"SET memory_limit = {_lit(old[0])}")
+            con.execute(f"SET preserve_insertion_order = {bool(old[2])}")
             try:
                 con.execute(f"SET temp_directory = {_lit(old[1])}")
             except duckdb.Error:
                 pass
         return
-    con = duckdb.connect(config={"memory_limit": limit, "temp_directory": str(tmp_dir)})
+    con = duckdb.connect(
+        config={"memory_limit": limit, "temp_directory": str(tmp_dir),
+                "preserve_insertion_order": True}
+    )
     try:
         con.execute("SET TimeZone = 'UTC'")
         yield con
@@ -509,7 +556,7 @@ def _import_file(
         )
         # Pass 1: read once, validate every row in SQL, stage on disk.
         base = _base_sql(src, rejects)
-        sql = f"CREATE TEMP TABLE _yy_stage AS {_validated_select(src, c, base)}"
+        sql = f"CREATE TEMP TABLE _yy_stage AS {_validated_select(src, c, base, tz)}"
         params: dict[str, Any] = {"path": str(src.path)}
         if "$tz" in sql:
             params["tz"] = tz
@@ -535,11 +582,14 @@ def _import_file(
             )
         if progress:
             progress("load", name, 0, staged)
-        max_k = int(con.execute("SELECT coalesce(max(k), 0) FROM _yy_stage").fetchall()[0][0])
+        max_k = staged
+        skip = _mark_duplicates(wh, con, c)
         lo = 1
         while lo <= max_k:
             hi = lo + chunk - 1
-            n_loaded, n_dup = _move_chunk(wh, con, c, src, import_id, lo, hi, rejected > 0)
+            n_loaded, n_dup = _move_chunk(
+                wh, con, c, src, import_id, lo, hi, rejected > 0, skip
+            )
             loaded += n_loaded
             duplicate += n_dup
             if progress:
@@ -566,7 +616,7 @@ def _import_file(
 
 
 def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("_yy_stage", "_yy_rej", "_yy_rj"):
+    for name in ("_yy_stage", "_yy_rej", "_yy_rj", "_yy_skip"):
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
@@ -608,36 +658,82 @@ def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -
     return int(con.execute("SELECT count(*) FROM _yy_rej").fetchall()[0][0])
 
 
+def _mark_duplicates(wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract) -> bool:
+    """Collect in ``_yy_skip`` the staged rows that must not load; True when there are any.
+
+    Done once per file, not per chunk: a later occurrence of a key within the file, and
+    a row whose key is already stored. A crash between chunks is still safe, because a
+    new run finds the rows that the committed chunks stored. Each check is skipped when it
+    cannot match: a distinct count tells whether the file repeats any key, and an empty
+    table holds none.
+    """
+    key = _ident(c.key)
+    con.execute("CREATE TEMP TABLE _yy_skip (r BIGINT)")
+    # Distinct hashes are cheaper than distinct strings, and as many hashes as rows
+    # proves there is no repeat; fewer (a repeat or a collision) takes the exact query.
+    valid, hashes = con.execute(
+        f"SELECT count(*), count(DISTINCT hash({key})) FROM _yy_stage WHERE _reason IS NULL"
+    ).fetchall()[0]
+    if hashes < valid:
+        # Every occurrence of a repeated key after its first (file order = rowid order).
+        con.execute(
+            f"INSERT INTO _yy_skip SELECT s.rowid FROM _yy_stage s JOIN (SELECT {key}, "
+            f"min(rowid) AS r0 FROM _yy_stage WHERE _reason IS NULL GROUP BY {key} "
+            f"HAVING count(*) > 1) d ON s.{key} = d.{key} "
+            "WHERE s._reason IS NULL AND s.rowid > d.r0"
+        )
+    if wh.engine == "duckdb":
+        stored = f'"{c.table}"'
+        params: list[Any] = []
+    else:
+        files = [str(f) for f in lake_files(wh.settings, c.table)]
+        stored, params = "read_parquet(?)", [files] if files else []
+        if not files:
+            stored = ""
+    if stored and con.execute(f"SELECT EXISTS (SELECT 1 FROM {stored})", params).fetchall()[0][0]:
+        con.execute(
+            f"INSERT INTO _yy_skip SELECT s.rowid FROM _yy_stage s SEMI JOIN {stored} t "
+            f"ON t.{key} = s.{key} WHERE s._reason IS NULL",
+            params,
+        )
+    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM _yy_skip)").fetchall()[0][0])
+
+
 def _move_chunk(
     wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source,
-    import_id: str, lo: int, hi: int, has_rejects: bool,
+    import_id: str, lo: int, hi: int, has_rejects: bool, skip: bool,
 ) -> tuple[int, int]:
-    """Quarantine the chunk's bad rows, then load its new valid rows: (loaded, duplicate).
+    """Quarantine the chunk's bad rows, then load its valid rows not marked to skip:
+    (loaded, duplicate).
 
     Two transactions (DuckDB writes one database per transaction), both idempotent: the
-    quarantine by (table, file checksum, line), the load by key.
+    quarantine by (table, file checksum, line), the load by key (see ``_mark_duplicates``).
+    Rows are addressed by staging ``rowid`` (k - 1), which DuckDB prunes without a scan.
     """
     header = 1 if src.format == "csv" else 0
+    k = "(v.rowid + 1)"
     if has_rejects:
-        line = f"v.k + {header} + coalesce(rj.cnt, 0)"
-        join = "ASOF LEFT JOIN _yy_rj rj ON v.k > rj.g"
+        line = f"{k} + {header} + coalesce(rj.cnt, 0)"
+        join = f"ASOF LEFT JOIN _yy_rj rj ON {k} > rj.g"
     else:
-        line, join = f"v.k + {header}", ""
+        line, join = f"{k} + {header}", ""
     con.execute(
         f"INSERT INTO yyq.rows SELECT ?, ?, {line}, ?, ?, v._field, v._reason, NULL, v._raw "
-        f"FROM _yy_stage v {join} WHERE v.k BETWEEN ? AND ? AND v._reason IS NOT NULL "
+        f"FROM _yy_stage v {join} WHERE v.rowid BETWEEN ? AND ? AND v._reason IS NOT NULL "
         "ON CONFLICT DO NOTHING",
-        [c.table, src.sha256, import_id, str(src.path), lo, hi],
+        [c.table, src.sha256, import_id, str(src.path), lo - 1, hi - 1],
     )
-    key = _ident(c.key)
-    cols = ", ".join(_ident(n) for n in c.names)
+    cols = ", ".join(f"v.{_ident(n)}" for n in c.names)
     cand = (
-        f"SELECT {cols} FROM _yy_stage WHERE k BETWEEN $lo AND $hi AND _reason IS NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY k) = 1"
+        f"SELECT {cols} FROM _yy_stage v "
+        + ("ANTI JOIN _yy_skip x ON x.r = v.rowid " if skip else "")
+        + "WHERE v.rowid BETWEEN $lo AND $hi AND v._reason IS NULL"
     )
+    bounds = {"lo": lo - 1, "hi": hi - 1}
     valid = int(
         con.execute(
-            "SELECT count(*) FROM _yy_stage WHERE k BETWEEN ? AND ? AND _reason IS NULL", [lo, hi]
+            "SELECT count(*) FROM _yy_stage WHERE rowid BETWEEN ? AND ? AND _reason IS NULL",
+            [lo - 1, hi - 1],
         ).fetchall()[0][0]
     )
     if valid == 0:
@@ -645,12 +741,7 @@ def _move_chunk(
     if wh.engine == "duckdb":
         con.execute("BEGIN TRANSACTION")
         try:
-            cur = con.execute(
-                # First occurrence per key within the chunk, minus keys already stored.
-                f'INSERT INTO "{c.table}" SELECT * FROM ({cand}) n '
-                f'ANTI JOIN "{c.table}" t ON t.{key} = n.{key}',
-                {"lo": lo, "hi": hi},
-            )
+            cur = con.execute(f'INSERT INTO "{c.table}" {cand}', bounds)
             loaded = int(cur.fetchall()[0][0])
             if loaded:
                 wh.bump_version()
@@ -659,16 +750,7 @@ def _move_chunk(
             con.execute("ROLLBACK")
             raise
         return loaded, valid - loaded
-    files = [str(f) for f in lake_files(wh.settings, c.table)]
-    if files:
-        sql = (
-            f"SELECT * FROM ({cand}) n WHERE n.{key} NOT IN (SELECT {key} FROM "
-            f"read_parquet($files) WHERE {key} IS NOT NULL)"
-        )
-        params: dict[str, Any] = {"lo": lo, "hi": hi, "files": files}
-    else:
-        sql, params = cand, {"lo": lo, "hi": hi}
-    data = con.sql(sql, params=params).to_arrow_table()
+    data = con.sql(cand, params=bounds).to_arrow_table()
     assert data is not None
     if data.num_rows:
         wh.append_arrow(c.table, data)
