@@ -20,7 +20,7 @@ A test checks both paths give the same levels and times on generated data.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import ibis
@@ -43,6 +43,14 @@ from yunying.analytics.common import (
     engine_of,
     events_in_range,
     write_user_list,
+)
+from yunying.analytics.sortkeys import (
+    U64,
+    distinct_sorted,
+    distinct_users,
+    fetch,
+    group_starts,
+    resolve_buckets,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -301,6 +309,119 @@ def _levels_ordered_duck(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     return ibis.memtable(out)
 
 
+def _ts_us(d: datetime) -> int:
+    """Microseconds since 1970 of a naive UTC datetime (exact integer arithmetic)."""
+    return (d - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MIN_BUCKET_BITS = 32  # below this the user bucket gets crowded: use the list path
+_UNITS = (1_000_000, 1_000, 1)  # seconds, milliseconds, microseconds
+
+
+def _sorted_rows_sql(wh: Any, q: FunnelQuery, t: ir.Table) -> str:
+    """SQL of the funnel rows: ``user_id``, ``ts``, ``k`` (1-based step)."""
+    e = _entries_single(wh, q, t)
+    if e is None:
+        e = _entries(wh, q, t)
+    return str(wh.con.compile(e))
+
+
+def _key_sql(rows: str, t0: int, unit: int, tb: int, kb: int) -> str:
+    """Per row: ``key`` = (top hash bits | time in ``unit`` since ``t0`` | k), the full
+    ``h`` = hash(user_id) and ``sub`` (the sub-second microseconds, to check the unit)."""
+    bb = 64 - tb - kb
+    return (
+        f"SELECT ((h >> {64 - bb}) << {tb + kb}) "
+        f"| (((epoch_us(ts) - {t0}) // {unit})::UBIGINT << {kb}) | k::UBIGINT AS key, h, "
+        f"(epoch_us(ts) % 1000000)::INTEGER AS sub "
+        f"FROM (SELECT hash(user_id) AS h, ts, k FROM ({rows}) AS _r) AS _k"
+    )
+
+
+def _reached_sorted(
+    key: np.ndarray, n: int, tb: int, kb: int, w: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The ordered-funnel level pass over sorted keys (see ``_levels_ordered_duck``):
+    for each step j, the rows where a chain reaches j; and, for the rows reaching the
+    last step, the time from the chain's start (in key time units).
+
+    ``carry`` holds, at a row that reached step j-1, the position of its chain's start;
+    a running max gives each later row the latest such start (positions grow with time
+    within a user). A start of another user is rejected by comparing the buckets.
+    """
+    kmask = U64((1 << kb) - 1)
+    tmask = U64((1 << tb) - 1)
+    ushift = U64(tb + kb)
+    code = (key & kmask).astype(np.int8)
+    rows1 = np.flatnonzero(code == 1)
+    reached = [rows1]
+    carry = np.full(key.size, -1, np.int64 if key.size >= 2**31 else np.int32)
+    carry[rows1] = rows1
+    span = np.zeros(0, np.int64)
+    for j in range(2, n + 1):
+        best = np.maximum.accumulate(carry)
+        cand = np.flatnonzero(code == j)
+        b = best[cand]
+        has = b >= 0
+        cand, b = cand[has], b[has]
+        kc, ks = key[cand], key[b]
+        dt_ = ((kc >> U64(kb)) & tmask).astype(np.int64) - ((ks >> U64(kb)) & tmask).astype(np.int64)
+        ok = ((kc >> ushift) == (ks >> ushift)) & (dt_ <= w)
+        rows = cand[ok]
+        reached.append(rows)
+        if j == n:
+            span = dt_[ok]
+        carry.fill(-1)
+        carry[rows] = b[ok]
+    return reached, span
+
+
+def _funnel_sorted(
+    wh: Any, q: FunnelQuery, t: ir.Table
+) -> tuple[list[int], np.ndarray] | None:
+    """DuckDB, ordered mode: users reaching each step and the fastest complete chain's
+    time (seconds) per converted user, from one query of sorted 64-bit keys
+    (``yunying.analytics.sortkeys``). None when the keys cannot be exact here (the time
+    needs too many bits, or two user ids share a 64-bit hash): the caller falls back.
+    """
+    start, end = q.dates.utc_bounds(wh.settings.timezone)
+    n = len(q.steps)
+    kb = n.bit_length()
+    t0 = _ts_us(start)
+    t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
+    wsec = int(q.window.total_seconds())
+    rows_sql = _sorted_rows_sql(wh, q, t)
+    check = distinct_users(wh, rows_sql)
+    unit = _UNITS[0]
+    while True:
+        tb = max(t_max // unit, 1).bit_length()
+        if 64 - tb - kb < _MIN_BUCKET_BITS:
+            check.cancel()
+            return None
+        cols = fetch(wh, _key_sql(rows_sql, t0, unit, tb, kb))
+        key, h, sub = cols["key"], cols["h"], cols["sub"]
+        exact = _UNITS[0] if not np.any(sub) else _UNITS[1] if not np.any(sub % 1_000) else 1
+        if exact >= unit:
+            break
+        unit = exact  # the data has finer times than assumed: query again in that unit
+    distinct = resolve_buckets(key, h, 64 - tb - kb, tb + kb)
+    del h, sub
+    key.sort()
+    reached, span = _reached_sorted(key, n, tb, kb, wsec * (1_000_000 // unit))
+    if check.result() != distinct:
+        return None
+    ushift = tb + kb
+    users = [distinct_sorted(key[r] >> U64(ushift)) for r in reached]
+    last = reached[-1]
+    if last.size:
+        starts = group_starts(key[last], ushift)
+        secs = np.minimum.reduceat(span, starts).astype(np.float64) * (unit / 1_000_000)
+    else:
+        secs = np.zeros(0)
+    return users, secs
+
+
 def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     """Strict: consecutive steps must be consecutive events of the user (no other between).
 
@@ -454,8 +575,31 @@ def _first_start(wh: Any, q: FunnelQuery, grain: str) -> ir.Table:
     return f.select("user_id", period=bucket(engine, f.s0, grain, wh.settings.timezone))
 
 
+def _sorted_applies(wh: Any, q: FunnelQuery) -> bool:
+    """The sorted-key path answers counts and time to convert of an ordered funnel on
+    DuckDB; exclusions, breakdowns and periods need per-user ids and take the list path."""
+    return (
+        engine_of(wh) == "duckdb"
+        and q.mode == "ordered"
+        and not q.exclusions
+        and q.breakdown is None
+        and q.interval is None
+    )
+
+
 def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
     """Run a funnel on the warehouse (DuckDB or Spark) and return counts per step."""
+    if _sorted_applies(wh, q):
+        got = _funnel_sorted(wh, q, _base(wh, q))
+        if got is not None:
+            users, secs = got
+            counts = {k: users[k - 1] - (users[k] if k < len(users) else 0) for k in range(1, len(users) + 1)}
+            return FunnelResult(
+                mode=q.mode,
+                window_seconds=int(q.window.total_seconds()),
+                steps=_step_counts(q, counts),
+                time_to_convert=_ttc(secs, q.histogram_bins) if q.time_to_convert else None,
+            )
     levels = funnel_levels(wh, q, fast=True)
     counts_df = wh.execute(levels.group_by("level").aggregate(users=levels.count()))
     counts = {int(r.level): int(r.users) for r in counts_df.itertuples()}

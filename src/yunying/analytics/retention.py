@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,7 @@ from yunying.analytics.common import (
     write_user_list,
     zone,
 )
+from yunying.analytics.sortkeys import U64, distinct_users, fetch, group_starts
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
 
@@ -139,12 +141,6 @@ def _matched(wh: Any, q: RetentionQuery) -> tuple[ir.Table, ir.Table]:
 def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     """Cohort matrix, the all-cohorts row and D1/D7/D30 on the warehouse."""
     engine = engine_of(wh)
-    c, j = _matched(wh, q)
-    # cohort sizes by cohort day: gives both the matrix rows and the D1/D7/D30 bases
-    sizes = wh.execute(c.group_by(["c", "cday"]).aggregate(size=c.count()))
-    size: dict[int, int] = {}
-    for r in sizes.itertuples():
-        size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
     # last observable period: the latest event in the warehouse bounds what can be seen
     ev = wh.table("events")
     mx = wh.execute(ev.ts.max())
@@ -154,12 +150,23 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     if mx is not None and str(mx) != "NaT":
         local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
         last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
-    grid: dict[int, list[int]] = {k: [0] * (q.periods + 1) for k in size}
+    fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) else None
+    j: ir.Table | None = None
     hits: dict[int, int] | None = None
-    if engine == "duckdb" and (q.method == "rolling" or q.periods < _MASK_BITS):
-        cells_df, hits = _cells_and_hits(wh, q, j, last_day)
+    if fast is not None:
+        sizes, cells_df, hits = fast
     else:
-        cells_df = wh.execute(_cells(q, j))
+        c, j = _matched(wh, q)
+        # cohort sizes by cohort day: the matrix rows and the D1/D7/D30 bases
+        sizes = wh.execute(c.group_by(["c", "cday"]).aggregate(size=c.count()))
+        if engine == "duckdb" and (q.method == "rolling" or q.periods < _MASK_BITS):
+            cells_df, hits = _cells_and_hits(wh, q, j, last_day)
+        else:
+            cells_df = wh.execute(_cells(q, j))
+    size: dict[int, int] = {}
+    for r in sizes.itertuples():
+        size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
+    grid: dict[int, list[int]] = {k: [0] * (q.periods + 1) for k in size}
     for r in cells_df.itertuples():
         if int(r.c) in grid and 0 <= int(r.n) <= q.periods:
             grid[int(r.c)][int(r.n)] = int(r.users)
@@ -189,6 +196,131 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     return RetentionResult(
         period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
     )
+
+
+_CODE_BITS = 2  # bit 1: a start row, bit 0: a return row
+_NONE = np.int64(2**62)
+
+
+def _sorted_applies(wh: Any, q: RetentionQuery) -> bool:
+    """The sorted-key path (DuckDB) covers one cohort per user: first_ever, first_in_range."""
+    return engine_of(wh) == "duckdb" and q.cohort in ("first_ever", "first_in_range")
+
+
+def _periods_of_days(days: np.ndarray, period: str) -> np.ndarray:
+    """``period_index`` of local day numbers (days since 1970-01-01), vectorised."""
+    if period == "day":
+        return days
+    if period == "week":
+        return (days - 4) // 7  # 1970-01-05 is a Monday, as in period_of_date
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return months + 1970 * 12
+
+
+def _retention_sorted(
+    wh: Any, q: RetentionQuery, last_day: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, int]] | None:
+    """DuckDB: cohort sizes (c, cday, size), matrix cells (c, n, users) and D1/D7/D30 hits
+    from one query of sorted 64-bit keys (``yunying.analytics.sortkeys``) instead of the
+    cohort/return join. Each row is a start or return event: (user bucket, local day since
+    the range start, code); after one NumPy sort a user's rows are contiguous and in day
+    order. None when two user ids fall in one bucket (checked exactly): the caller takes
+    the generic path.
+    """
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    start, end = q.dates.utc_bounds(tz)
+    day0 = period_of_date(q.dates.from_, "day")
+    last_rel = q.dates.days  # relative day of the range's last date
+    cap = last_rel + q.periods * 31 + 32  # later days change no cell and no D1/D7/D30
+    t = apply_filters(engine, wh.table("events"), q.filters)
+    is_s = event_cond(engine, t, EventSpec(event=q.start_event, filters=q.start_filters))
+    is_s = is_s & (t.ts < end)
+    if q.cohort == "first_in_range":
+        is_s = is_s & (t.ts >= start)
+    is_r = event_cond(engine, t, EventSpec(event=q.return_event, filters=q.return_filters))
+    is_r = is_r & (t.ts >= start)
+    rel = period_index(engine, t.ts, "day", tz) - (day0 - 1)  # 0 = before the range
+    rows = t.filter(is_s | is_r).select(
+        "user_id",
+        d=ibis.least(ibis.greatest(rel, 0), cap),
+        code=is_s.cast("int64") * 2 + is_r.cast("int64"),
+    )
+    rows_sql = str(wh.con.compile(rows))
+    check = distinct_users(wh, rows_sql)
+    tb = cap.bit_length()
+    shift = tb + _CODE_BITS
+    cols = fetch(
+        wh,
+        f"SELECT ((hash(user_id) >> {shift}) << {shift}) | (d::UBIGINT << {_CODE_BITS}) "
+        f"| code::UBIGINT AS key FROM ({rows_sql}) AS _r",
+    )
+    key = cols["key"]
+    key.sort()
+    starts = group_starts(key, shift)
+    if check.result() != starts.size:
+        return None  # two users share a bucket: not exact here
+    code = (key & U64(3)).astype(np.int8)
+    d = ((key >> U64(_CODE_BITS)) & U64((1 << tb) - 1)).astype(np.int64)
+    del key
+    lens = np.diff(np.append(starts, d.size))
+    users = starts.size
+    if users:
+        cd = np.minimum.reduceat(np.where(code >= 2, d, _NONE), starts)
+    else:
+        cd = np.zeros(0, np.int64)
+    member = (cd >= 1) & (cd < _NONE)  # first start in the range (first_ever: not before)
+    cday = cd + (day0 - 1)  # absolute local day of the cohort
+    c_user = np.where(member, _periods_of_days(np.where(member, cday, 0), q.period), 0)
+    uid = np.repeat(np.arange(users), lens)
+    ret = np.flatnonzero((code & 1).astype(bool) & member[uid])
+    ru = uid[ret]
+    rd = d[ret] + (day0 - 1)
+    n = _periods_of_days(rd, q.period) - c_user[ru]
+    dn = rd - cday[ru]
+    keep = n >= 0  # a return in the cohort's period or later (the generic join's p >= c)
+    ru, n, dn = ru[keep], n[keep], dn[keep]
+    mu = np.flatnonzero(member)
+    sizes = pd.DataFrame({"c": c_user[mu], "cday": cday[mu]})
+    sizes = sizes.groupby(["c", "cday"], as_index=False).size()
+    cells: list[tuple[int, int, int]] = []
+    width = q.periods + 1
+    base = int(c_user[mu].min()) if mu.size else 0
+    ncoh = (int(c_user[mu].max()) - base + 1) if mu.size else 0
+    if q.method == "classic":
+        sel = n <= q.periods
+        su, sn = ru[sel], n[sel]
+        first = np.ones(su.size, bool)
+        first[1:] = (su[1:] != su[:-1]) | (sn[1:] != sn[:-1])  # rows sorted by user, day
+        cnt = np.bincount(
+            (c_user[su[first]] - base) * width + sn[first], minlength=ncoh * width
+        ).reshape(ncoh, width)
+    else:
+        mx = np.full(users, -1, np.int64)
+        _max_by_sorted(mx, ru, n)
+        has = mx >= 0
+        hist = np.zeros((ncoh, width + 1), np.int64)
+        np.add.at(hist, (c_user[has] - base, np.minimum(mx[has], q.periods)), 1)
+        cnt = hist[:, ::-1].cumsum(axis=1)[:, ::-1][:, :width]
+    for ci in range(ncoh):
+        for k in range(width):
+            if cnt[ci, k]:
+                cells.append((base + ci, k, int(cnt[ci, k])))
+    hits: dict[int, int] = {}
+    ld = -(2**62) if last_day is None else last_day
+    for day in SUMMARY_DAYS:
+        hit = (dn == day) if q.method == "classic" else (dn >= day)
+        hu = np.unique(ru[hit])
+        hits[day] = int(np.count_nonzero(cday[hu] + day <= ld))
+    return sizes, pd.DataFrame(cells, columns=["c", "n", "users"]), hits
+
+
+def _max_by_sorted(out: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:
+    """``out[i] = max(val where idx == i)`` for ``idx`` sorted ascending."""
+    if idx.size == 0:
+        return
+    st = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    out[idx[st]] = np.maximum.reduceat(val, st)
 
 
 def _cells(q: RetentionQuery, j: ir.Table) -> ir.Table:
@@ -252,7 +384,7 @@ def _summary(
     wh: Any,
     q: RetentionQuery,
     sizes: pd.DataFrame,
-    j: ir.Table,
+    j: ir.Table | None,
     last_day: int | None,
     known: dict[int, int] | None = None,
 ) -> list[RetentionSummary]:
@@ -265,6 +397,7 @@ def _summary(
         for dn in SUMMARY_DAYS
     }
     if known is None:
+        assert j is not None, "the generic path passes its matched rows"
         per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
             ["user_id", "c", "cday"]
         ).aggregate(**_hit_flags(q, j))
