@@ -80,8 +80,11 @@ print(time.perf_counter() - t0, r.loaded)
 """
 
 
-def run_one(code: str, *args: str) -> tuple[float, int, float]:
-    """Run a subprocess and read its own max RSS with wait4 (not the children's maximum)."""
+def run_one(code: str, *args: str) -> tuple[float, int, float, float]:
+    """Run a subprocess: (seconds, rows, its own max RSS in MiB, its CPU seconds).
+
+    wait4 gives the child's own figures, not the maximum over all children. CPU time is
+    printed beside wall time because it barely moves when other jobs share the cores."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "YUNYING_LANGUAGE": "en"},
@@ -94,7 +97,7 @@ def run_one(code: str, *args: str) -> tuple[float, int, float]:
     if proc.returncode != 0:
         raise RuntimeError(err.decode(errors="replace")[-2000:])
     secs, rows = out.decode().split()[-2:]
-    return float(secs), int(rows), usage.ru_maxrss / 1024
+    return float(secs), int(rows), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def bench(rows: int, work: Path) -> list[dict[str, object]]:
@@ -103,12 +106,12 @@ def bench(rows: int, work: Path) -> list[dict[str, object]]:
     for fmt, path in files.items():
         db = work / f"plain_{fmt}_{rows}.duckdb"
         db.unlink(missing_ok=True)
-        p_secs, p_rows, p_rss = run_one(_PLAIN, str(path), fmt, str(db))
+        p_secs, p_rows, p_rss, p_cpu = run_one(_PLAIN, str(path), fmt, str(db))
         db.unlink(missing_ok=True)
         project = work / f"proj_{fmt}_{rows}"
         shutil.rmtree(project, ignore_errors=True)
         project.mkdir()
-        y_secs, y_rows, y_rss = run_one(_YUNYING, str(path), fmt, str(project))
+        y_secs, y_rows, y_rss, y_cpu = run_one(_YUNYING, str(path), fmt, str(project))
         shutil.rmtree(project, ignore_errors=True)
         if y_rows != rows or p_rows != rows:
             raise RuntimeError(f"row count mismatch: plain {p_rows}, yunying {y_rows}, want {rows}")
@@ -119,10 +122,13 @@ def bench(rows: int, work: Path) -> list[dict[str, object]]:
                 "duckdb_s": round(p_secs, 2),
                 "duckdb_rows_per_s": round(rows / p_secs),
                 "duckdb_peak_mib": round(p_rss),
+                "duckdb_cpu_s": round(p_cpu, 2),
                 "yunying_s": round(y_secs, 2),
                 "yunying_rows_per_s": round(rows / y_secs),
                 "yunying_peak_mib": round(y_rss),
+                "yunying_cpu_s": round(y_cpu, 2),
                 "ratio": round((rows / y_secs) / (rows / p_secs), 2),
+                "cpu_ratio": round(p_cpu / y_cpu, 2),
             }
         )
     return results
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{r['rows']:>11,} {r['format']:<8} DuckDB {r['duckdb_rows_per_s']:>11,} rows/s "
                     f"({r['duckdb_s']} s, {r['duckdb_peak_mib']} MiB) | yunying "
                     f"{r['yunying_rows_per_s']:>11,} rows/s ({r['yunying_s']} s, "
-                    f"{r['yunying_peak_mib']} MiB) | ratio {r['ratio']}x",
+                    f"{r['yunying_peak_mib']} MiB) | ratio {r['ratio']}x "
+                    f"(CPU {r['duckdb_cpu_s']} / {r['yunying_cpu_s']} s, {r['cpu_ratio']}x)",
                     flush=True,
                 )
             print(f"  ({n:,} rows done in {time.perf_counter() - t0:.0f} s)", flush=True)
