@@ -316,3 +316,61 @@ def test_customer_summary_by_hand_on_every_engine(any_wh: Warehouse) -> None:
     assert got["a"] == pytest.approx((2, 2.0, 4.0, 27.5))
     assert got["b"] == pytest.approx((0, 0.0, 1.0, 0.0))
     assert got["c"] == pytest.approx((0, 0.0, 0.0, 0.0))
+
+
+# --- speed-ups keep the same answer ------------------------------------------------------
+
+
+def test_compress_groups_equal_rows(cdnow: pd.DataFrame) -> None:
+    """Hash-based compression: every row maps to its own unique row; counts add up."""
+    from yunying.analytics.clv import compress
+
+    x, tx, T, _m = cols(cdnow)
+    x = np.concatenate([x, x[:500], [np.nan, np.nan]])  # duplicates and NaN keys
+    tx = np.concatenate([tx, tx[:500], [0.0, 0.0]])
+    T = np.concatenate([T, T[:500], [1.0, 1.0]])
+    (ux, ut, uT), w, inv = compress(x, tx, T)
+    want = np.unique(np.column_stack([x, tx, T]), axis=0)
+    assert len(w) == len(want) - 1  # np.unique keeps each NaN apart; compress groups them
+    assert w.sum() == len(x) and w.min() >= 1
+    assert np.array_equal(ux[inv], x, equal_nan=True)
+    assert np.array_equal(ut[inv], tx) and np.array_equal(uT[inv], T)
+    assert np.array_equal(np.bincount(inv), w)
+    # Larger than the dense table: the key is factorised instead, same groups.
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.integers(0, 300, 5000).astype(float) for _ in range(3))
+    (ua, ub, uc), w, inv = compress(a, b, c)
+    assert len(w) == len(np.unique(np.column_stack([a, b, c]), axis=0))
+    assert np.array_equal(ua[inv], a) and np.array_equal(ub[inv], b) and np.array_equal(uc[inv], c)
+
+
+def test_gamma_gamma_likelihood_is_the_per_customer_sum(cdnow: pd.DataFrame) -> None:
+    """Grouping by total repeat spend is exact: the fit's LL is the sum of customers' LLs."""
+    from yunying.analytics.clv import gamma_gamma_loglik_terms
+
+    x, _tx, _T, m = cols(cdnow)
+    gg = fit_gamma_gamma(x, m)
+    rep = (x > 0) & (m > 0)
+    terms = gamma_gamma_loglik_terms((gg.p, gg.q, gg.v), x[rep], m[rep])
+    assert gg.log_likelihood == pytest.approx(float(terms.sum()), rel=1e-12)
+    bg = fit_bgnbd(*cols(cdnow)[:3])
+    terms = bgnbd_loglik_terms((bg.r, bg.alpha, bg.a, bg.b), *cols(cdnow)[:3])
+    assert bg.log_likelihood == pytest.approx(float(terms.sum()), rel=1e-12)
+
+
+def test_fits_leave_this_threads_blas_setting_alone(cdnow: pd.DataFrame) -> None:
+    """L-BFGS-B runs with one BLAS thread; the caller's (thread-local) setting comes back."""
+    from yunying.analytics.clv import _openblas_local_setters
+
+    setters = _openblas_local_setters()
+    if not setters:
+        pytest.skip("no OpenBLAS with openblas_set_num_threads_local loaded here")
+    before = [fn(3) for fn in setters]
+    try:
+        x, tx, T, m = cols(cdnow)
+        fit_bgnbd(x, tx, T)
+        fit_gamma_gamma(x, m)
+        assert [fn(3) for fn in setters] == [3] * len(setters)
+    finally:
+        for fn, n in zip(setters, before, strict=True):
+            fn(n)

@@ -8,15 +8,19 @@ purchase day and ``T`` from the first purchase day to the calibration end, in da
 weeks or months (30 days).
 
 Speed comes from the sufficient statistics: the BG/NBD likelihood only depends on the
-tuple (x, t_x, T), so customers are compressed to unique tuples with counts; Gamma-Gamma
-groups its x-only terms by x. Both are fitted with L-BFGS-B on log-parameters using
-analytic gradients.
+tuple (x, t_x, T), so customers are compressed (by hashing, not sorting) to unique tuples
+with counts; Gamma-Gamma groups its x-only terms by x and its only v-dependent term by
+the total repeat spend. Both are fitted with L-BFGS-B on log-parameters using analytic
+gradients, with BLAS on one thread (see ``_serial_blas``).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import ctypes
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,6 +30,8 @@ import ibis
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
@@ -68,23 +74,48 @@ class GammaGammaParams:
 def compress(*cols: Arr) -> tuple[list[Arr], Arr, npt.NDArray[np.intp]]:
     """Unique rows of the columns, their counts (weights) and the inverse index.
 
-    A lexsort and a diff: several times faster than ``np.unique(axis=0)`` on millions.
+    Hashing, not sorting: each column is factorised (a few distinct values each), the
+    codes are combined into one integer key and the key is counted in a dense table (or
+    factorised again when the table would be sparse). Several times faster than a lexsort
+    on millions of rows. The unique rows come in key order, not sorted order.
     """
     arrs = [np.asarray(c, dtype=np.float64) for c in cols]
     n = len(arrs[0])
     if n == 0:
         return [a[:0] for a in arrs], np.zeros(0), np.zeros(0, dtype=np.intp)
-    order = np.lexsort(arrs[::-1])
-    srt = [a[order] for a in arrs]
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for a in srt:
-        change[1:] |= a[1:] != a[:-1]
-    starts = np.flatnonzero(change)
-    counts = np.diff(np.append(starts, n)).astype(np.float64)
-    inverse = np.empty(n, dtype=np.intp)
-    inverse[order] = np.cumsum(change) - 1
-    return [a[starts] for a in srt], counts, inverse
+    dense_limit = max(4 * n, 1 << 16)
+    key = np.zeros(n, dtype=np.int64)
+    size = 1
+    for a in arrs:
+        codes, uniq = pd.factorize(a, use_na_sentinel=False)
+        if size * len(uniq) > dense_limit:
+            key, size = _factorize_int(key)
+        key = key * len(uniq) + codes
+        size *= len(uniq)
+    if size <= dense_limit:
+        full = np.bincount(key, minlength=size)
+        present = full > 0
+        slot = np.cumsum(present) - 1
+        inverse = slot[key].astype(np.intp, copy=False)
+        counts = full[present].astype(np.float64)
+    else:
+        inverse, size = _factorize_int(key)
+        counts = np.bincount(inverse, minlength=size).astype(np.float64)
+    # Any member stands for its group (all members are equal).
+    rep = np.empty(len(counts), dtype=np.intp)
+    rep[inverse] = np.arange(n)
+    return [a[rep] for a in arrs], counts, inverse.astype(np.intp, copy=False)
+
+
+def _factorize_int(key: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int]:
+    codes, uniq = pd.factorize(key)
+    return codes.astype(np.int64, copy=False), len(uniq)
+
+
+def _codes(a: Arr) -> tuple[Arr, npt.NDArray[np.intp]]:
+    """Distinct values and each element's index into them (hash based, unsorted)."""
+    codes, uniq = pd.factorize(a, use_na_sentinel=False)
+    return np.asarray(uniq, dtype=np.float64), codes.astype(np.intp, copy=False)
 
 
 def bgnbd_loglik_terms(
@@ -118,9 +149,9 @@ class _BgNbdObjective:
     """
 
     def __init__(self, x: Arr, t_x: Arr, T: Arr, w: Arr) -> None:
-        self.ux, ix = np.unique(x, return_inverse=True)
-        self.uT, iT = np.unique(T, return_inverse=True)
-        self.utx, itx = np.unique(t_x, return_inverse=True)
+        self.ux, ix = _codes(x)
+        self.uT, iT = _codes(T)
+        self.utx, itx = _codes(t_x)
         self.total = float(w.sum())
         self.wx = np.bincount(ix, weights=w, minlength=len(self.ux))
         rep = x > 0
@@ -175,6 +206,48 @@ class _BgNbdObjective:
         return -ll / self.total, -grad / self.total
 
 
+@functools.cache
+def _openblas_local_setters() -> tuple[Any, ...]:
+    """``openblas_set_num_threads_local`` of each OpenBLAS loaded (numpy's, scipy's), if any.
+
+    Found through /proc/self/maps (Linux); elsewhere, or with another BLAS, none: the
+    guard below is then a no-op.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:
+        return ()
+    out = []
+    for path in sorted(paths):
+        if not path.startswith("/") or "openblas" not in path.rsplit("/", 1)[-1].lower():
+            continue
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local  # OpenBLAS >= 0.3.27
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        out.append(fn)
+    return tuple(out)
+
+
+@contextmanager
+def _serial_blas() -> Iterator[None]:
+    """BLAS on one thread, for this thread only, while L-BFGS-B runs.
+
+    Its BLAS/LAPACK calls are on 4x4 matrices, yet OpenBLAS wakes its helper threads,
+    which then spin: on a busy two-core machine they take the CPU from the objective
+    and a fit runs 2-5x slower (measured). The setting is thread-local and restored.
+    """
+    setters = _openblas_local_setters()
+    previous = [fn(1) for fn in setters]
+    try:
+        yield
+    finally:
+        for fn, n in zip(setters, previous, strict=True):
+            fn(n)
+
+
 def _converged(res: Any) -> bool:
     """L-BFGS-B success, or stopped by rounding noise at a point with a tiny gradient."""
     return bool(res.success) or float(np.max(np.abs(res.jac))) < 1e-5
@@ -189,19 +262,20 @@ def _fit_log_params(
 ) -> Any:
     """Maximum likelihood on log-parameters from several starts; the best converged fit."""
     best: Any = None
-    for start in starts:
-        res = minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(start),
-            options={"maxiter": 2000, "ftol": ftol, "gtol": gtol},
-        )
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
-        if best is not None and _converged(best):
-            break
+    with _serial_blas():
+        for start in starts:
+            res = minimize(
+                objective,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(start),
+                options={"maxiter": 2000, "ftol": ftol, "gtol": gtol},
+            )
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
+            if best is not None and _converged(best):
+                break
     if best is None or not _converged(best):
         raise YunyingError("clv.fit_failed", model=model)
     return best
@@ -291,41 +365,42 @@ def fit_gamma_gamma(frequency: Arr, monetary: Arr) -> GammaGammaParams:
     x, m = x[keep], m[keep]
     if len(x) < 3:
         raise YunyingError("clv.no_repeat")
-    # The x-only terms are summed per distinct x: (counts, sum of log m) per x.
-    ux, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
-    cnt = cnt.astype(np.float64)
-    slogm = np.bincount(inv, weights=np.log(m))
+    # Sufficient statistics, computed once. The x-only terms are summed per distinct x
+    # (counts, sum of log m); the only v-dependent term, (p x + q) log(x m + v), is
+    # summed per distinct total repeat spend s = x m (prices in cents: far fewer values
+    # than customers) with weights X_s = sum of x and C_s = count.
+    ux, inv = _codes(x)
+    cnt = np.bincount(inv, minlength=len(ux)).astype(np.float64)
+    slogm = np.bincount(inv, weights=np.log(m), minlength=len(ux))
     n = float(len(x))
     xlogx_w = float(cnt @ (ux * np.log(ux)))
-
-    xm = x * m  # total repeat spend: only "+ v" changes between evaluations
+    sum_slogm = float(slogm.sum())
+    ux_slogm = _dot(ux, slogm)
+    us, inv_s = _codes(x * m)
+    xs = np.bincount(inv_s, weights=x, minlength=len(us))
+    cs = np.bincount(inv_s, minlength=len(us)).astype(np.float64)
 
     def nll(theta: Arr) -> tuple[float, Arr]:
         p, q, v = np.exp(theta)
         pux = p * ux
-        xmv = xm + v
-        log_xmv = np.log(xmv)
-        inv_xmv = 1.0 / xmv
-        x_log = _dot(x, log_xmv)
-        sum_log = float(log_xmv.sum())
+        smv = us + v
+        log_smv = np.log(smv)
+        inv_smv = 1.0 / smv
+        x_log = _dot(xs, log_smv)
+        sum_log = _dot(cs, log_smv)
         ll = (
             _dot(cnt, gammaln(pux + q) - gammaln(pux))
             - n * gammaln(q)
             + n * q * np.log(v)
-            + _dot(pux, slogm)
-            - float(slogm.sum())
+            + p * ux_slogm
+            - sum_slogm
             + p * xlogx_w
             - p * x_log
             - q * sum_log
         )
-        d_p = (
-            _dot(cnt * ux, digamma(pux + q) - digamma(pux))
-            + _dot(ux, slogm)
-            + xlogx_w
-            - x_log
-        )
+        d_p = _dot(cnt * ux, digamma(pux + q) - digamma(pux)) + ux_slogm + xlogx_w - x_log
         d_q = _dot(cnt, digamma(pux + q)) - n * digamma(q) + n * np.log(v) - sum_log
-        d_v = n * q / v - p * _dot(x, inv_xmv) - q * float(inv_xmv.sum())
+        d_v = n * q / v - p * _dot(xs, inv_smv) - q * _dot(cs, inv_smv)
         grad = np.array([d_p * p, d_q * q, d_v * v])
         return -float(ll) / n, -grad / n
 
@@ -545,23 +620,30 @@ def customer_summary(wh: Any, q: ClvQuery) -> tuple[pd.DataFrame, date]:
         since_first=per.last_day.delta(per.first_day, unit="day"),
         age=ibis.literal(cal_end).delta(per.first_day, unit="day"),
     )
-    df = wh.execute(per.select("user_id", "days", "since_first", "age", "repeat_amount"))
-    if len(df) == 0:
+    tab = wh.to_pyarrow(per.select("user_id", "days", "since_first", "age", "repeat_amount"))
+    if tab.num_rows == 0:
         raise YunyingError("clv.no_orders")
+    # Arrow straight to NumPy (no per-row Python objects); sorted by user_id in Arrow.
+    tab = tab.take(pc.sort_indices(tab, sort_keys=[("user_id", "ascending")]))
     unit = PERIOD_DAYS[q.period]
-    x = df["days"].to_numpy(dtype=np.float64) - 1.0
+
+    def col(name: str) -> Arr:
+        return np.asarray(tab.column(name).to_numpy(), dtype=np.float64)
+
+    x = col("days") - 1.0
+    users = tab.column("user_id")
+    if not pa.types.is_string(users.type) and not pa.types.is_large_string(users.type):
+        users = users.cast(pa.string())
     out = pd.DataFrame(
         {
-            "user_id": df["user_id"].astype(str).to_numpy(),
+            "user_id": users.to_pandas(),
             "frequency": x,
-            "recency": df["since_first"].to_numpy(dtype=np.float64) / unit,
-            "T": df["age"].to_numpy(dtype=np.float64) / unit,
-            "monetary": np.where(
-                x > 0, df["repeat_amount"].to_numpy(dtype=np.float64) / np.maximum(x, 1.0), 0.0
-            ),
+            "recency": col("since_first") / unit,
+            "T": col("age") / unit,
+            "monetary": np.where(x > 0, col("repeat_amount") / np.maximum(x, 1.0), 0.0),
         }
     )
-    return out.sort_values("user_id", ignore_index=True), cal_end
+    return out, cal_end
 
 
 def _holdout_counts(wh: Any, cal_end: date, holdout_end: date) -> pd.Series:
