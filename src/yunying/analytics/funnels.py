@@ -20,6 +20,7 @@ A test checks both paths give the same levels and times on generated data.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -340,40 +341,44 @@ def _key_sql(rows: str, t0: int, unit: int, tb: int, kb: int) -> str:
 
 
 def _reached_sorted(
-    key: np.ndarray, n: int, tb: int, kb: int, w: int
+    key: np.ndarray, n: int, kb: int, w: int
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """The ordered-funnel level pass over sorted keys (see ``_levels_ordered_duck``):
-    for each step j, the rows where a chain reaches j; and, for the rows reaching the
-    last step, the time from the chain's start (in key time units).
+    """The ordered-funnel level pass over sorted keys (the ``_levels_ordered`` rule):
+    for each step j, the keys of the rows where a chain reaches j (as chains, in row
+    order); and for the last step, each chain's time from its start (key time units).
 
-    ``carry`` holds, at a row that reached step j-1, the position of its chain's start;
-    a running max gives each later row the latest such start (positions grow with time
-    within a user). A start of another user is rejected by comparing the buckets.
+    A row reaching step j-1 carries its chain's start key; the carried keys never
+    decrease along the rows (within a user the latest start only grows, and users are
+    sorted), so the latest start before a step-j row is the carried key of the last
+    carrier before it, found by a cumulative count. With one spare bit above the time,
+    ``row key - start key <= (w << kb) + (2**kb - 1)`` holds exactly when both rows are
+    the same user's and within the window (bound inclusive).
     """
-    kmask = U64((1 << kb) - 1)
-    tmask = U64((1 << tb) - 1)
-    ushift = U64(tb + kb)
-    code = (key & kmask).astype(np.int8)
-    rows1 = np.flatnonzero(code == 1)
-    reached = [rows1]
-    carry = np.full(key.size, -1, np.int64 if key.size >= 2**31 else np.int32)
-    carry[rows1] = rows1
+    code = key.view(np.uint8)[::8] if sys.byteorder == "little" else key
+    code = (code & code.dtype.type((1 << kb) - 1)).astype(np.uint8)
+    lim = U64((w << kb) | ((1 << kb) - 1))
+    rows = np.flatnonzero(code == 1)
+    start = key[rows]
+    reached = [start]
     span = np.zeros(0, np.int64)
+    itype = np.int32 if key.size < 2**31 else np.int64
     for j in range(2, n + 1):
-        best = np.maximum.accumulate(carry)
         cand = np.flatnonzero(code == j)
-        b = best[cand]
-        has = b >= 0
-        cand, b = cand[has], b[has]
-        kc, ks = key[cand], key[b]
-        dt_ = ((kc >> U64(kb)) & tmask).astype(np.int64) - ((ks >> U64(kb)) & tmask).astype(np.int64)
-        ok = ((kc >> ushift) == (ks >> ushift)) & (dt_ <= w)
-        rows = cand[ok]
-        reached.append(rows)
+        if rows.size == 0 or cand.size == 0:
+            rows, start = cand[:0], start[:0]
+            reached.append(start)
+            continue
+        marker = np.zeros(key.size, bool)
+        marker[rows] = True
+        i: np.ndarray = np.cumsum(marker, dtype=itype)[cand] - 1  # last carrier before it
+        has = i >= 0
+        cand, ks = cand[has], start[i[has]]
+        d = key[cand] - ks
+        ok = d <= lim
+        rows, start = cand[ok], ks[ok]
+        reached.append(key[rows])
         if j == n:
-            span = dt_[ok]
-        carry.fill(-1)
-        carry[rows] = b[ok]
+            span = (d[ok] >> U64(kb)).astype(np.int64)
     return reached, span
 
 
@@ -395,7 +400,7 @@ def _funnel_sorted(
     check = distinct_users(wh, rows_sql)
     unit = _UNITS[0]
     while True:
-        tb = max(t_max // unit, 1).bit_length()
+        tb = max(t_max // unit, 1).bit_length() + 1  # a spare bit: see _reached_sorted
         if 64 - tb - kb < _MIN_BUCKET_BITS:
             check.cancel()
             return None
@@ -408,14 +413,14 @@ def _funnel_sorted(
     distinct = resolve_buckets(key, h, 64 - tb - kb, tb + kb)
     del h, sub
     key.sort()
-    reached, span = _reached_sorted(key, n, tb, kb, wsec * (1_000_000 // unit))
+    reached, span = _reached_sorted(key, n, kb, wsec * (1_000_000 // unit))
     if check.result() != distinct:
         return None
     ushift = tb + kb
-    users = [distinct_sorted(key[r] >> U64(ushift)) for r in reached]
+    users = [distinct_sorted(r >> U64(ushift)) for r in reached]
     last = reached[-1]
     if last.size:
-        starts = group_starts(key[last], ushift)
+        starts = group_starts(last, ushift)
         secs = np.minimum.reduceat(span, starts).astype(np.float64) * (unit / 1_000_000)
     else:
         secs = np.zeros(0)

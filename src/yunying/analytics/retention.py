@@ -25,6 +25,7 @@ from yunying.analytics.common import (
     apply_filters,
     engine_of,
     event_cond,
+    local_ts,
     period_index,
     period_label,
     period_of_date,
@@ -199,6 +200,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
 
 
 _CODE_BITS = 2  # bit 1: a start row, bit 0: a return row
+_DAY_US = 86_400_000_000
 _NONE = np.int64(2**62)
 
 
@@ -240,19 +242,22 @@ def _retention_sorted(
         is_s = is_s & (t.ts >= start)
     is_r = event_cond(engine, t, EventSpec(event=q.return_event, filters=q.return_filters))
     is_r = is_r & (t.ts >= start)
-    rel = period_index(engine, t.ts, "day", tz) - (day0 - 1)  # 0 = before the range
     rows = t.filter(is_s | is_r).select(
         "user_id",
-        d=ibis.least(ibis.greatest(rel, 0), cap),
+        lts=local_ts(engine, t.ts, tz),
         code=is_s.cast("int64") * 2 + is_r.cast("int64"),
     )
     rows_sql = str(wh.con.compile(rows))
     check = distinct_users(wh, rows_sql)
     tb = cap.bit_length()
     shift = tb + _CODE_BITS
+    # d: local day number relative to the range (1 = its first day, 0 = before it);
+    # integer microseconds, no date_trunc (DuckDB's // truncates, hence the CASE)
+    x = f"(epoch_us(lts) - {day0 * _DAY_US})"
+    day_sql = f"CASE WHEN {x} < 0 THEN 0 ELSE LEAST({x} // {_DAY_US} + 1, {cap}) END"
     cols = fetch(
         wh,
-        f"SELECT ((hash(user_id) >> {shift}) << {shift}) | (d::UBIGINT << {_CODE_BITS}) "
+        f"SELECT ((hash(user_id) >> {shift}) << {shift}) | (({day_sql})::UBIGINT << {_CODE_BITS}) "
         f"| code::UBIGINT AS key FROM ({rows_sql}) AS _r",
     )
     key = cols["key"]

@@ -27,8 +27,11 @@ U64 = np.uint64
 
 
 def fetch(wh: Any, sql: str) -> dict[str, np.ndarray]:
-    """Run ``sql`` on the warehouse's DuckDB connection; columns as NumPy arrays."""
-    cols = wh.duck.sql(sql).fetchnumpy()
+    """Run ``sql`` on the warehouse's DuckDB connection; columns as NumPy arrays.
+
+    ``execute`` materialises the result with all threads (a relation's ``sql()`` streams
+    it through one)."""
+    cols = wh.duck.execute(sql).fetchnumpy()
     return {k: np.asarray(v) for k, v in cols.items()}
 
 
