@@ -135,30 +135,65 @@ def bgnbd_loglik_terms(
     return ln_a1 + ln_a2 + np.logaddexp(ln_a3, ln_a4)  # type: ignore[no-any-return]
 
 
+def _weighted_sum(v: Arr, w: Arr | None) -> float:
+    return float(v.sum()) if w is None else _dot(v, w)
+
+
 def _dot(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """Dot product without BLAS: BLAS threads spin and stall on a busy machine."""
     return float(np.einsum("i,i->", a, b))
 
 
+def _group_rows(*codes: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Rows with equal codes: (group of each row, one row per group). Hashing, no sort."""
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    size = 1
+    for c in codes:
+        k = int(c.max()) + 1 if len(c) else 1
+        if size * k > 1 << 62:
+            key, size = _factorize_int(key)
+        key = key * k + c
+        size *= k
+    group, n_groups = _factorize_int(key)
+    first = np.empty(n_groups, dtype=np.intp)
+    first[group] = np.arange(len(group))
+    return group.astype(np.intp, copy=False), first
+
+
 class _BgNbdObjective:
     """Negative mean log-likelihood and gradient, organised for speed.
 
-    The special functions depend only on x (a few dozen distinct values), the logs only
-    on T or t_x (one per distinct day): they are computed on those and gathered, so the
-    per-customer work is a handful of array operations on repeat customers only.
+    Built from customers (with optional weights) in one pass of hashing: the special
+    functions depend only on x (a few dozen distinct values), the logs only on T or t_x
+    (one per distinct day), one-off buyers only on T. Repeat buyers are grouped by their
+    (x, t_x, T) and, per evaluation, only D = log(A4 / A3) is computed per group:
+    log(A3 + A4) = log A3 + softplus(D), and the log A3 parts sum per distinct T.
     """
 
-    def __init__(self, x: Arr, t_x: Arr, T: Arr, w: Arr) -> None:
+    def __init__(self, x: Arr, t_x: Arr, T: Arr, w: Arr | None = None) -> None:
         self.ux, ix = _codes(x)
         self.uT, iT = _codes(T)
-        self.utx, itx = _codes(t_x)
-        self.total = float(w.sum())
-        self.wx = np.bincount(ix, weights=w, minlength=len(self.ux))
+        n_x, n_T = len(self.ux), len(self.uT)
         rep = x > 0
-        self.w0T = np.bincount(iT[~rep], weights=w[~rep], minlength=len(self.uT))
-        self.ixr, self.iTr, self.itxr = ix[rep], iT[rep], itx[rep]
-        self.xr, self.wr = x[rep], w[rep]
-        self.wr_sum = float(self.wr.sum())
+        wrep = None if w is None else w[rep]
+        self.total = float(len(x)) if w is None else float(w.sum())
+        self.wx = np.bincount(ix, weights=w, minlength=n_x).astype(np.float64)
+        self.w0T = np.bincount(
+            iT[~rep], weights=None if w is None else w[~rep], minlength=n_T
+        ).astype(np.float64)
+        # Repeat buyers: one row per distinct (x, t_x, T), and one per distinct (t_x, T).
+        self.utx, itx = _codes(t_x[rep])
+        ixr, iTr = ix[rep], iT[rep]
+        group, first = _group_rows(ixr, iTr, itx)
+        self.wr = np.bincount(group, weights=wrep, minlength=len(first)).astype(np.float64)
+        self.ixr, iTr, itx = ixr[first], iTr[first], itx[first]
+        self.xr = self.ux[self.ixr]
+        self.wxr = self.wr * self.xr
+        pair, pfirst = _group_rows(iTr, itx)
+        self.pair, self.pT, self.ptx = pair, iTr[pfirst], itx[pfirst]
+        # sum of w and w x over repeat buyers, per distinct T (for the log A3 parts)
+        self.WT = np.bincount(iTr, weights=self.wr, minlength=n_T)
+        self.WXT = np.bincount(iTr, weights=self.wxr, minlength=n_T)
 
     def __call__(self, theta: Arr) -> tuple[float, Arr]:
         r, alpha, a, b = np.exp(theta)
@@ -171,37 +206,38 @@ class _BgNbdObjective:
         # x-only terms, weighted by the number of customers with each x
         a12 = gammaln(r + ux) - gammaln(r) + betaln(a, b + ux) - betaln(a, b)
         ll = _dot(wx, a12) + self.total * r * np.log(alpha) - r * _dot(w0T, log_T)
-        # repeat customers: log(A3 + A4)
+        # repeat buyers: log A3 = -(r + x) log(alpha + T), summed per distinct T
+        wlogT = _dot(self.WT, log_T)
+        ll -= r * wlogT + _dot(self.WXT, log_T)
+        # D = log A4 - log A3 = log a - log(b + x - 1) - (r + x)(log(alpha + t_x) - log(alpha + T))
+        dl = (log_tx[self.ptx] - log_T[self.pT])[self.pair]
         rx = r + self.xr
-        lt, lx = log_T[self.iTr], log_tx[self.itxr]
-        ln3 = -rx * lt
-        ln4 = np.log(a) - np.log(bx1)[self.ixr] - rx * lx
-        # log(e^ln3 + e^ln4) by hand: np.logaddexp is ~50x slower than exp and log.
-        mx = np.maximum(ln3, ln4)
-        e3, e4 = np.exp(ln3 - mx), np.exp(ln4 - mx)
-        tot = e3 + e4
-        ll += _dot(self.wr, mx + np.log(tot))
-        w3 = e3 / tot
-        w4 = e4 / tot
-        ww3, ww4 = self.wr * w3, self.wr * w4
+        d = (np.log(a) - np.log(bx1))[self.ixr] - rx * dl
+        # softplus(D) and sigmoid(D) stably: np.logaddexp is ~50x slower than exp and log.
+        e = np.exp(-np.abs(d))
+        ll += _dot(self.wr, np.maximum(d, 0.0) + np.log1p(e))
+        # sigmoid(D) = 1 / (1 + e) for D >= 0, e / (1 + e) below (e <= 1; no np.where: slow)
+        wp = self.wr * np.maximum(e, d >= 0.0) / (1.0 + e)  # weight x P(the A4 branch)
+        dinv = (inv_tx[self.ptx] - inv_T[self.pT])[self.pair]
         d_r = (
             _dot(wx, digamma(r + ux) - digamma(r))
             + self.total * np.log(alpha)
             - _dot(w0T, log_T)
-            - _dot(ww3, lt)
-            - _dot(ww4, lx)
+            - wlogT
+            - _dot(wp, dl)
         )
         d_alpha = (
             self.total * r / alpha
             - r * _dot(w0T, inv_T)
-            - _dot(ww3, rx * inv_T[self.iTr])
-            - _dot(ww4, rx * inv_tx[self.itxr])
+            - r * _dot(self.WT, inv_T)
+            - _dot(self.WXT, inv_T)
+            - _dot(wp * rx, dinv)
         )
-        sw4 = float(ww4.sum())
+        sw4 = float(wp.sum())
         d_a = _dot(wx, digamma(a + b) - digamma(a + b + ux)) + sw4 / a
         d_b = _dot(
             wx, digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b)
-        ) - _dot(np.bincount(self.ixr, weights=ww4, minlength=len(ux)), 1.0 / bx1)
+        ) - _dot(np.bincount(self.ixr, weights=wp, minlength=len(ux)), 1.0 / bx1)
         grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
         return -ll / self.total, -grad / self.total
 
@@ -289,17 +325,14 @@ def fit_bgnbd(
     t_x = np.asarray(recency, dtype=np.float64)
     TT = np.asarray(T, dtype=np.float64)
     _check_rft(x, t_x, TT)
-    if weights is None:
-        # The likelihood depends only on (x, t_x, T): fit unique tuples with counts.
-        (x, t_x, TT), w, _inv = compress(x, t_x, TT)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
     if not np.any(x > 0):
         raise YunyingError("clv.no_repeat")
-    # Start where the mean purchase rate r/alpha matches the data, dropout moderate.
-    rate = max(float(w @ x) / max(float(w @ TT), 1e-9), 1e-6)
-    starts = [np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(4)]
+    # The likelihood depends only on (x, t_x, T): the objective groups equal customers.
     objective = _BgNbdObjective(x, t_x, TT, w)
+    # Start where the mean purchase rate r/alpha matches the data, dropout moderate.
+    rate = max(_dot(objective.wx, objective.ux) / max(_weighted_sum(TT, w), 1e-9), 1e-6)
+    starts = [np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(4)]
     best = _fit_log_params(objective, starts, "BG/NBD", ftol=1e-15, gtol=1e-10)
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     return BgNbdParams(r, alpha, a, b, -float(best.fun) * objective.total)
