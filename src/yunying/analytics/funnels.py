@@ -316,16 +316,27 @@ def _ts_us(d: datetime) -> int:
 
 
 _EPOCH = datetime(1970, 1, 1)
-_MIN_BUCKET_BITS = 32  # below this the user bucket gets crowded: use the list path
+_MIN_BUCKET_BITS = 24  # fewer bucket bits (µs times over weeks): use the list path
 _UNITS = (1_000_000, 1_000, 1)  # seconds, milliseconds, microseconds
 
 
-def _sorted_rows_sql(wh: Any, q: FunnelQuery, t: ir.Table) -> str:
-    """SQL of the funnel rows: ``user_id``, ``ts``, ``k`` (1-based step)."""
-    e = _entries_single(wh, q, t)
-    if e is None:
-        e = _entries(wh, q, t)
-    return str(wh.con.compile(e))
+def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
+    """SQL of the funnel rows: ``user_id``, ``ts``, ``k`` (1-based step).
+
+    When each event matches at most one step, ``k`` is one CASE and rows are kept where it
+    is set: DuckDB plans an ``IN`` list as a join, which costs more than the CASE here.
+    """
+    events = [s.event for s in q.steps]
+    if len(set(events)) != len(events) or any(s.filters for s in q.steps):
+        return str(wh.con.compile(_entries(wh, q, _base(wh, q))))
+    engine = engine_of(wh)
+    start, end = q.dates.utc_bounds(wh.settings.timezone)
+    t = wh.table("events")
+    t = apply_filters(engine, t.filter(t.ts >= start, t.ts <= end + q.window), q.filters)
+    k = ibis.cases(*[(t.event == ev, i) for i, ev in enumerate(events, start=1)])
+    r = t.select("user_id", "ts", k=k.cast("int32"))
+    r = r.filter(r.k.notnull(), (r.k != 1) | (r.ts < end))
+    return str(wh.con.compile(r))
 
 
 def _key_sql(rows: str, t0: int, unit: int, tb: int, kb: int) -> str:
@@ -382,9 +393,7 @@ def _reached_sorted(
     return reached, span
 
 
-def _funnel_sorted(
-    wh: Any, q: FunnelQuery, t: ir.Table
-) -> tuple[list[int], np.ndarray] | None:
+def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | None:
     """DuckDB, ordered mode: users reaching each step and the fastest complete chain's
     time (seconds) per converted user, from one query of sorted 64-bit keys
     (``yunying.analytics.sortkeys``). None when the keys cannot be exact here (the time
@@ -396,7 +405,7 @@ def _funnel_sorted(
     t0 = _ts_us(start)
     t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
     wsec = int(q.window.total_seconds())
-    rows_sql = _sorted_rows_sql(wh, q, t)
+    rows_sql = _sorted_rows_sql(wh, q)
     check = distinct_users(wh, rows_sql)
     unit = _UNITS[0]
     while True:
@@ -412,6 +421,9 @@ def _funnel_sorted(
         unit = exact  # the data has finer times than assumed: query again in that unit
     distinct = resolve_buckets(key, h, 64 - tb - kb, tb + kb)
     del h, sub
+    if distinct < 0:
+        check.cancel()
+        return None
     key.sort()
     reached, span = _reached_sorted(key, n, kb, wsec * (1_000_000 // unit))
     if check.result() != distinct:
@@ -595,7 +607,7 @@ def _sorted_applies(wh: Any, q: FunnelQuery) -> bool:
 def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
     """Run a funnel on the warehouse (DuckDB or Spark) and return counts per step."""
     if _sorted_applies(wh, q):
-        got = _funnel_sorted(wh, q, _base(wh, q))
+        got = _funnel_sorted(wh, q)
         if got is not None:
             users, secs = got
             counts = {k: users[k - 1] - (users[k] if k < len(users) else 0) for k in range(1, len(users) + 1)}

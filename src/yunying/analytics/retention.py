@@ -9,6 +9,7 @@ Periods are local days/weeks/months of the project time zone.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC
 from typing import Any, Literal
 
@@ -201,7 +202,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
 
 _CODE_BITS = 2  # bit 1: a start row, bit 0: a return row
 _DAY_US = 86_400_000_000
-_NONE = np.int64(2**62)
+_NO_DAY = np.int32(2**31 - 1)
 
 
 def _sorted_applies(wh: Any, q: RetentionQuery) -> bool:
@@ -263,32 +264,27 @@ def _retention_sorted(
     key = cols["key"]
     key.sort()
     starts = group_starts(key, shift)
-    if check.result() != starts.size:
-        return None  # two users share a bucket: not exact here
-    code = (key & U64(3)).astype(np.int8)
-    d = ((key >> U64(_CODE_BITS)) & U64((1 << tb) - 1)).astype(np.int64)
-    del key
-    lens = np.diff(np.append(starts, d.size))
     users = starts.size
-    if users:
-        cd = np.minimum.reduceat(np.where(code >= 2, d, _NONE), starts)
-    else:
-        cd = np.zeros(0, np.int64)
-    member = (cd >= 1) & (cd < _NONE)  # first start in the range (first_ever: not before)
-    cday = cd + (day0 - 1)  # absolute local day of the cohort
+    code = _low_byte(key) & np.uint8(3)
+    d = ((key >> U64(_CODE_BITS)) & U64((1 << tb) - 1)).astype(np.int32)
+    del key
+    uid = np.repeat(np.arange(users, dtype=np.int32), np.diff(np.append(starts, d.size)))
+    cd = np.full(users, _NO_DAY, np.int32)  # each user's first start day (rows in day order)
+    srows = np.flatnonzero(code >= 2)
+    su = uid[srows]
+    firsts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]]) if su.size else su
+    cd[su[firsts]] = d[srows[firsts]]
+    member = (cd >= 1) & (cd < _NO_DAY)  # first start in the range (first_ever: not before)
+    cday = cd.astype(np.int64) + (day0 - 1)  # absolute local day of the cohort
     c_user = np.where(member, _periods_of_days(np.where(member, cday, 0), q.period), 0)
-    uid = np.repeat(np.arange(users), lens)
     ret = np.flatnonzero((code & 1).astype(bool) & member[uid])
     ru = uid[ret]
-    rd = d[ret] + (day0 - 1)
+    rd = d[ret].astype(np.int64) + (day0 - 1)
     n = _periods_of_days(rd, q.period) - c_user[ru]
     dn = rd - cday[ru]
     keep = n >= 0  # a return in the cohort's period or later (the generic join's p >= c)
     ru, n, dn = ru[keep], n[keep], dn[keep]
     mu = np.flatnonzero(member)
-    sizes = pd.DataFrame({"c": c_user[mu], "cday": cday[mu]})
-    sizes = sizes.groupby(["c", "cday"], as_index=False).size()
-    cells: list[tuple[int, int, int]] = []
     width = q.periods + 1
     base = int(c_user[mu].min()) if mu.size else 0
     ncoh = (int(c_user[mu].max()) - base + 1) if mu.size else 0
@@ -304,20 +300,31 @@ def _retention_sorted(
         mx = np.full(users, -1, np.int64)
         _max_by_sorted(mx, ru, n)
         has = mx >= 0
-        hist = np.zeros((ncoh, width + 1), np.int64)
-        np.add.at(hist, (c_user[has] - base, np.minimum(mx[has], q.periods)), 1)
+        hist = np.bincount(
+            (c_user[has] - base) * (width + 1) + np.minimum(mx[has], q.periods),
+            minlength=ncoh * (width + 1),
+        ).reshape(ncoh, width + 1)
         cnt = hist[:, ::-1].cumsum(axis=1)[:, ::-1][:, :width]
-    for ci in range(ncoh):
-        for k in range(width):
-            if cnt[ci, k]:
-                cells.append((base + ci, k, int(cnt[ci, k])))
+    ci, ni = np.nonzero(cnt)
+    cells = pd.DataFrame({"c": ci + base, "n": ni, "users": cnt[ci, ni]})
     hits: dict[int, int] = {}
     ld = -(2**62) if last_day is None else last_day
     for day in SUMMARY_DAYS:
-        hit = (dn == day) if q.method == "classic" else (dn >= day)
-        hu = np.unique(ru[hit])
+        hit = ru[(dn == day) if q.method == "classic" else (dn >= day)]  # sorted users
+        hu = hit[np.r_[True, hit[1:] != hit[:-1]]] if hit.size else hit
         hits[day] = int(np.count_nonzero(cday[hu] + day <= ld))
-    return sizes, pd.DataFrame(cells, columns=["c", "n", "users"]), hits
+    days, size = np.unique(cday[mu], return_counts=True)  # a cohort day fixes its period
+    sizes = pd.DataFrame({"c": _periods_of_days(days, q.period), "cday": days, "size": size})
+    if check.result() != users:
+        return None  # two user ids share a bucket (checked exactly): not exact here
+    return sizes, cells, hits
+
+
+def _low_byte(key: np.ndarray) -> np.ndarray:
+    """The lowest byte of each 64-bit key (a strided view on little-endian machines)."""
+    if sys.byteorder == "little":
+        return key.view(np.uint8)[::8]
+    return (key & U64(0xFF)).astype(np.uint8)
 
 
 def _max_by_sorted(out: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:

@@ -73,11 +73,11 @@ def group_starts(sorted_keys: np.ndarray, shift: int) -> np.ndarray:
 
 def resolve_buckets(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> int:
     """Give every distinct full hash its own bucket (in place); return the number of
-    distinct hashes.
+    distinct hashes, or -1 when there are not enough free buckets (the caller falls back).
 
     ``key >> shift`` holds the top ``bucket_bits`` bits of ``h``. Hashes that share those
-    bits (rare: about n²/2^(bits+1) pairs) get unused bucket values, so after sorting a
-    bucket is exactly one hash.
+    bits (about n²/2^(bits+1) pairs) get unused bucket values, so after sorting a bucket
+    is exactly one hash.
     """
     if h.size == 0:
         return 0
@@ -98,6 +98,8 @@ def resolve_buckets(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int
     clash_b = np.unique(bu[clash])
     rows = np.flatnonzero(np.isin(h >> drop, clash_b))
     rank = np.searchsorted(clash_h, h[rows])
+    if bu.size + clash_h.size >= 1 << bucket_bits:
+        return -1
     free = np.setdiff1d(np.arange(bu.size + clash_h.size, dtype=U64), bu)[: clash_h.size]
     low = U64((1 << shift) - 1)
     key[rows] = (free[rank] << U64(shift)) | (key[rows] & low)
