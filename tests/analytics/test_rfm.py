@@ -289,3 +289,21 @@ def test_every_engine_agrees_with_the_duckdb_fast_path(any_wh: Warehouse, tmp_pa
             RfmQuery(as_of=date(2024, 3, 31), lookback_days=120, threshold="median"),
         ):
             assert run_rfm(any_wh, q) == run_rfm(ref, q)
+
+
+def test_scores_and_medians_by_counting_match_sorting() -> None:
+    """The counting helpers of the DuckDB path, on small and on sparse (sorted) values."""
+    from yunying.analytics.rfm import _distinct, _median_pair, _median_pair_of, _scores
+
+    rng = np.random.default_rng(7)
+    for v in (rng.integers(0, 30, 1001), rng.integers(0, 10**9, 1000) // 1000 * 1000):
+        n = len(v)
+        values, counts, index = _distinct(v)
+        assert np.array_equal(values[index], v) and counts.sum() == n
+        sv = np.sort(v)
+        for desc in (False, True):
+            # 0-based rank, ties share the lowest: elements strictly better placed
+            rank = n - np.searchsorted(sv, v, side="right") if desc else np.searchsorted(sv, v)
+            assert np.array_equal(_scores(counts, n, desc)[index], 1 + rank * 5 // n)
+        want = (int(sv[(n - 1) // 2]), int(sv[n // 2]))
+        assert _median_pair(values, counts) == want == _median_pair_of(v)

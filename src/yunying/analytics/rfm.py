@@ -395,34 +395,64 @@ def _cells_generic(wh: Any, q: RfmQuery) -> tuple[_Cells, date, date]:
     return _Cells(users, revenue, th), as_of, start_day
 
 
-def _min_rank(v: npt.NDArray[np.int64], descending: bool = False) -> npt.NDArray[np.int64]:
-    """0-based rank with ties sharing the lowest (SQL ``rank() - 1``) of integer values."""
+IntArr = npt.NDArray[np.int64]
+
+
+def _distinct(v: IntArr) -> tuple[IntArr, IntArr, IntArr]:
+    """(sorted distinct values, their counts, each element's index into them).
+
+    Recency and frequency are small non-negative integers: the values are then simply
+    0..max and the element is its own index (no sort, no copy).
+    """
     n = len(v)
-    lo = int(v.min())
-    span = int(v.max()) - lo + 1
-    if span <= 4 * n + 1024:  # counting, no sort: recency and frequency are small integers
-        counts = np.bincount(v - lo, minlength=span)
-        below = np.cumsum(counts) - counts
-        rank = n - below - counts if descending else below
-        return rank[v - lo]  # type: ignore[no-any-return]
-    sv = np.sort(v)
-    if descending:
-        return n - np.searchsorted(sv, v, side="right")  # type: ignore[no-any-return]
-    return np.searchsorted(sv, v, side="left")  # type: ignore[no-any-return]
+    if int(v.min()) >= 0 and int(v.max()) <= 4 * n + 1024:
+        counts = np.bincount(v)
+        return np.arange(len(counts), dtype=np.int64), counts, v
+    values, index, counts = np.unique(v, return_inverse=True, return_counts=True)
+    return values, counts, index.astype(np.int64, copy=False)
 
 
-def _median_pair(v: npt.NDArray[np.int64]) -> tuple[int, int]:
-    """The two middle values (equal when n is odd): the median is their mean."""
+def _scores(counts: IntArr, n: int, descending: bool = False) -> IntArr:
+    """1 + floor(5 * rank / n) per distinct value, rank 0-based with ties sharing the lowest."""
+    below = np.cumsum(counts) - counts
+    rank = n - below - counts if descending else below
+    return 1 + (rank * 5) // n  # type: ignore[no-any-return]
+
+
+def _median_pair(values: IntArr, counts: IntArr) -> tuple[int, int]:
+    """The two middle values (equal when n is odd) from distinct values and counts."""
+    n = int(counts.sum())
+    cum = np.cumsum(counts)
+    lo, hi = np.searchsorted(cum, [(n - 1) // 2 + 1, n // 2 + 1])
+    return int(values[lo]), int(values[hi])
+
+
+def _median_pair_of(v: IntArr) -> tuple[int, int]:
     n = len(v)
     lo_k, hi_k = (n - 1) // 2, n // 2
     part = np.partition(v, [lo_k, hi_k])
     return int(part[lo_k]), int(part[hi_k])
 
 
+# code = 144 R-high + 72 F-high + 36 M-high + 6 r_score + f_score, 288 codes -> 8 x 11 cells
+_CODE_CELL = np.array(
+    [
+        _CLASS_OF[c // 144, (c // 72) % 2, (c // 36) % 2] * len(SEGMENTS)
+        + max(_SEGMENT_OF[(c % 36) // 6, c % 6], 0)
+        for c in range(288)
+    ],
+    dtype=np.intp,
+)
+
+
 def _cells_duckdb(wh: Any, q: RfmQuery) -> tuple[_Cells, date, date]:
     """DuckDB: one aggregate to NumPy (recency, frequency, spend in cents per user), then
-    thresholds, ranks and cells by counting. Same answer as ``_cells_generic`` (tested);
-    comparisons with the mean or median are exact, in integer cents.
+    counting. Same answer as ``_cells_generic`` (tested); the mean and the median are
+    compared exactly, in integers.
+
+    Everything about R (high or not, score) depends only on the recency value, a small
+    integer, so it is computed once per distinct value and gathered; likewise F. Per user
+    there remain two gathers, one comparison (M) and two counts.
     """
     as_of, start_day = _window(wh, q)
     pu = _per_user_raw(wh, as_of, start_day)
@@ -439,17 +469,19 @@ def _cells_duckdb(wh: Any, q: RfmQuery) -> tuple[_Cells, date, date]:
     if n == 0:
         th = RfmThresholds(recency_days=0.0, frequency=0.0, monetary=0.0)
         return _Cells(np.zeros(shape, np.int64), np.zeros(shape), th), as_of, start_day
+    rv, rn, ri = _distinct(r)
+    fv, fn, fi = _distinct(f)
     if q.threshold == "mean":
-        sr, sf, sc = int(r.sum()), int(f.sum()), int(c.sum())
+        sr, sf, sc = int(rv @ rn), int(fv @ fn), int(c.sum())
         # x < S/n and x > S/n for integers x, without rounding: S/n is rarely exact.
-        r_high = r < -(-sr // n)
-        f_high = f > sf // n
+        r_high = rv < -(-sr // n)
+        f_high = fv > sf // n
         m_high = c > sc // n
         th = RfmThresholds(recency_days=sr / n, frequency=sf / n, monetary=sc / (100 * n))
     elif q.threshold == "median":
-        (rl, rh), (fl, fh), (cl, ch) = _median_pair(r), _median_pair(f), _median_pair(c)
-        r_high = 2 * r < rl + rh
-        f_high = 2 * f > fl + fh
+        (rl, rh), (fl, fh), (cl, ch) = _median_pair(rv, rn), _median_pair(fv, fn), _median_pair_of(c)
+        r_high = 2 * rv < rl + rh
+        f_high = 2 * fv > fl + fh
         m_high = 2 * c > cl + ch
         th = RfmThresholds(
             recency_days=(rl + rh) / 2, frequency=(fl + fh) / 2, monetary=(cl + ch) / 200
@@ -458,23 +490,28 @@ def _cells_duckdb(wh: Any, q: RfmQuery) -> tuple[_Cells, date, date]:
         assert q.recency_threshold is not None
         assert q.frequency_threshold is not None
         assert q.monetary_threshold is not None
-        r_high = r < float(q.recency_threshold)
-        f_high = f > float(q.frequency_threshold)
+        r_high = rv < float(q.recency_threshold)
+        f_high = fv > float(q.frequency_threshold)
         m_high = c / 100.0 > float(q.monetary_threshold)  # as the generic path's float spend
         th = RfmThresholds(
             recency_days=float(q.recency_threshold),
             frequency=float(q.frequency_threshold),
             monetary=float(q.monetary_threshold),
         )
-    r_score = 1 + (_min_rank(r, descending=True) * 5) // n
-    f_score = 1 + (_min_rank(f) * 5) // n
-    cell = _CLASS_OF[r_high.view(np.int8), f_high.view(np.int8), m_high.view(np.int8)] * len(
-        SEGMENTS
-    ) + _SEGMENT_OF[r_score, f_score]
+    r_part = (144 * r_high + 6 * _scores(rn, n, descending=True)).astype(np.int16)
+    f_part = (72 * f_high + _scores(fn, n)).astype(np.int16)
+    code = r_part[ri] + f_part[fi]
+    code += 36 * m_high.astype(np.int16)
+    users = np.bincount(code, minlength=288)
+    cents = np.bincount(code, weights=c.astype(np.float64), minlength=288)
     size = shape[0] * shape[1]
-    users = np.bincount(cell, minlength=size).reshape(shape).astype(np.int64)
-    cents = np.bincount(cell, weights=c.astype(np.float64), minlength=size).reshape(shape)
-    return _Cells(users, cents / 100.0, th), as_of, start_day
+    cell_users = np.bincount(_CODE_CELL, weights=users, minlength=size)
+    cell_cents = np.bincount(_CODE_CELL, weights=cents, minlength=size)
+    return (
+        _Cells(cell_users.reshape(shape).astype(np.int64), cell_cents.reshape(shape) / 100.0, th),
+        as_of,
+        start_day,
+    )
 
 
 def run_rfm(wh: Any, q: RfmQuery, fast: bool = True) -> RfmResult:
