@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.analytics._data import load
-from yunying.analytics import funnels, retention
+from yunying.analytics import funnels, retention, sortkeys
 from yunying.analytics.common import Breakdown, DateRange, PropertyFilter
 from yunying.analytics.funnels import FunnelQuery, FunnelStep, run_funnel
 from yunying.analytics.retention import RetentionQuery, run_retention
-from yunying.analytics.sortkeys import U64, group_starts, resolve_buckets
+from yunying.analytics.sortkeys import U64, group_starts, resolve_buckets, short_ids
 from yunying.config import load_settings
 from yunying.warehouse.engine import Warehouse
 
@@ -170,27 +172,72 @@ def test_funnel_other_paths_unchanged(utc_wh: Warehouse) -> None:
     assert sum(g.steps[0].users for g in r.groups) == r.steps[0].users
 
 
-def _wrong_count(*_: Any) -> Future[int]:
-    f: Future[int] = Future()
-    f.set_result(-1)
-    return f
+def _long_ids(n: int, seed: int) -> pa.Table:
+    """Benchmark events whose user ids are longer than 7 bytes (the hash path)."""
+    data = bench.generate(n, seed=seed)
+    i = data.schema.get_field_index("user_id")
+    return data.set_column(
+        i, "user_id", pc.binary_join_element_wise("customer-", data.column("user_id"), "")
+    )
+
+
+def test_long_ids_take_the_checked_hash_path(
+    utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wh = utc_wh
+    wh.truncate("events")
+    wh.append_arrow("events", _long_ids(20_000, seed=4))
+    calls: list[int] = []
+    real = sortkeys.hashes_and_check
+
+    def spy(w: Any, tab: Any) -> Any:
+        calls.append(tab.num_rows)
+        return real(w, tab)
+
+    monkeypatch.setattr(funnels, "hashes_and_check", spy)
+    monkeypatch.setattr(retention, "hashes_and_check", spy)
+    fq, rq = bench.funnel_query(), bench.retention_query()
+    users, secs = sorted_funnel(wh, fq)
+    want_users, want_secs = generic_funnel(wh, fq)
+    assert users == want_users and secs == pytest.approx(want_secs)
+    assert run_retention(wh, rq) == _generic_retention(wh, rq, monkeypatch)
+    assert len(calls) == 2
 
 
 def test_failed_check_falls_back(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the distinct user count disagrees (two ids sharing a hash), the runners use
-    their exact string-keyed paths and still answer right."""
+    """When the distinct id count disagrees with the distinct hashes (two ids sharing a
+    hash), the runners use their exact string-keyed paths and still answer right."""
     wh = utc_wh
     wh.truncate("events")
-    wh.append_arrow("events", bench.generate(20_000, seed=4))
+    wh.append_arrow("events", _long_ids(20_000, seed=4))
     fq, rq = bench.funnel_query(), bench.retention_query()
     want_f = [s.users for s in run_funnel(wh, fq).steps]
     want_r = run_retention(wh, rq)
-    monkeypatch.setattr(funnels, "distinct_users", _wrong_count)
-    monkeypatch.setattr(retention, "distinct_users", _wrong_count)
+    real = sortkeys.hashes_and_check
+
+    def wrong(w: Any, tab: Any) -> tuple[np.ndarray, Future[int]]:
+        h, fut = real(w, tab)
+        fut.result()
+        bad: Future[int] = Future()
+        bad.set_result(-1)
+        return h, bad
+
+    monkeypatch.setattr(funnels, "hashes_and_check", wrong)
+    monkeypatch.setattr(retention, "hashes_and_check", wrong)
     assert funnels._funnel_sorted(wh, fq) is None
     assert retention._retention_sorted(wh, rq, None) is None
     assert [s.users for s in run_funnel(wh, fq).steps] == want_f
     assert run_retention(wh, rq) == want_r
+
+
+def test_short_ids_are_exact() -> None:
+    """Ids of up to 7 bytes map to distinct keys (bytes and length, any bytes); longer
+    or null ids are refused."""
+    ids = ["", "a", "a\x00", "\x00a", "ab", "ba", "u123456", "用户1", "1234567"]
+    keys = short_ids(pa.chunked_array([ids[:4], ids[4:]]))
+    assert keys is not None and len(set(keys.tolist())) == len(ids)
+    assert short_ids(pa.chunked_array([["12345678"]])) is None
+    assert short_ids(pa.chunked_array([["a", None]])) is None
 
 
 def test_resolve_buckets_separates_clashing_hashes() -> None:

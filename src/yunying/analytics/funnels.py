@@ -21,6 +21,7 @@ A test checks both paths give the same levels and times on generated data.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -47,11 +48,13 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
+    column,
     distinct_sorted,
-    distinct_users,
-    fetch,
+    fetch_arrow,
     group_starts,
+    hashes_and_check,
     resolve_buckets,
+    short_ids,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -339,15 +342,12 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     return str(wh.con.compile(r))
 
 
-def _key_sql(rows: str, t0: int, unit: int, tb: int, kb: int) -> str:
-    """Per row: ``key`` = (top hash bits | time in ``unit`` since ``t0`` | k), the full
-    ``h`` = hash(user_id) and ``sub`` (the sub-second microseconds, to check the unit)."""
-    bb = 64 - tb - kb
+def _rows_sql(rows: str, t0: int, unit: int, kb: int) -> str:
+    """Per row: ``user_id``, ``low`` = (time in ``unit`` since ``t0``) << kb | k, and
+    ``sub`` (the sub-second microseconds, to check that ``unit`` is exact)."""
     return (
-        f"SELECT ((h >> {64 - bb}) << {tb + kb}) "
-        f"| (((epoch_us(ts) - {t0}) // {unit})::UBIGINT << {kb}) | k::UBIGINT AS key, h, "
-        f"(epoch_us(ts) % 1000000)::INTEGER AS sub "
-        f"FROM (SELECT hash(user_id) AS h, ts, k FROM ({rows}) AS _r) AS _k"
+        f"SELECT user_id, (((epoch_us(ts) - {t0}) // {unit}) << {kb}) | k AS low, "
+        f"(epoch_us(ts) % 1000000)::INTEGER AS sub FROM ({rows}) AS _r"
     )
 
 
@@ -395,9 +395,9 @@ def _reached_sorted(
 
 def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | None:
     """DuckDB, ordered mode: users reaching each step and the fastest complete chain's
-    time (seconds) per converted user, from one query of sorted 64-bit keys
+    time (seconds) per converted user, from one query and sorted 64-bit keys
     (``yunying.analytics.sortkeys``). None when the keys cannot be exact here (the time
-    needs too many bits, or two user ids share a 64-bit hash): the caller falls back.
+    needs too many bits, or two long user ids share a 64-bit hash): the caller falls back.
     """
     start, end = q.dates.utc_bounds(wh.settings.timezone)
     n = len(q.steps)
@@ -406,28 +406,32 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
     wsec = int(q.window.total_seconds())
     rows_sql = _sorted_rows_sql(wh, q)
-    check = distinct_users(wh, rows_sql)
     unit = _UNITS[0]
     while True:
         tb = max(t_max // unit, 1).bit_length() + 1  # a spare bit: see _reached_sorted
         if 64 - tb - kb < _MIN_BUCKET_BITS:
-            check.cancel()
             return None
-        cols = fetch(wh, _key_sql(rows_sql, t0, unit, tb, kb))
-        key, h, sub = cols["key"], cols["h"], cols["sub"]
+        tab = fetch_arrow(wh, _rows_sql(rows_sql, t0, unit, kb))
+        sub = column(tab, "sub")
         exact = _UNITS[0] if not np.any(sub) else _UNITS[1] if not np.any(sub % 1_000) else 1
         if exact >= unit:
             break
         unit = exact  # the data has finer times than assumed: query again in that unit
-    distinct = resolve_buckets(key, h, 64 - tb - kb, tb + kb)
-    del h, sub
+    check: Future[int] | None = None
+    h = short_ids(tab.column("user_id"))
+    if h is None:
+        h, check = hashes_and_check(wh, tab)
+    shift = tb + kb
+    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").astype(U64)
+    del tab, sub
+    distinct = resolve_buckets(key, h, 64 - shift, shift)
+    del h
     if distinct < 0:
-        check.cancel()
         return None
     key.sort()
     reached, span = _reached_sorted(key, n, kb, wsec * (1_000_000 // unit))
-    if check.result() != distinct:
-        return None
+    if check is not None and check.result() != distinct:
+        return None  # two user ids share a 64-bit hash
     ushift = tb + kb
     users = [distinct_sorted(r >> U64(ushift)) for r in reached]
     last = reached[-1]

@@ -10,6 +10,7 @@ Periods are local days/weeks/months of the project time zone.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import Future
 from datetime import UTC
 from typing import Any, Literal
 
@@ -33,7 +34,15 @@ from yunying.analytics.common import (
     write_user_list,
     zone,
 )
-from yunying.analytics.sortkeys import U64, distinct_users, fetch, group_starts
+from yunying.analytics.sortkeys import (
+    U64,
+    column,
+    fetch_arrow,
+    group_starts,
+    hashes_and_check,
+    resolve_buckets,
+    short_ids,
+)
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
 
@@ -249,19 +258,25 @@ def _retention_sorted(
         code=is_s.cast("int64") * 2 + is_r.cast("int64"),
     )
     rows_sql = str(wh.con.compile(rows))
-    check = distinct_users(wh, rows_sql)
     tb = cap.bit_length()
     shift = tb + _CODE_BITS
     # d: local day number relative to the range (1 = its first day, 0 = before it);
     # integer microseconds, no date_trunc (DuckDB's // truncates, hence the CASE)
     x = f"(epoch_us(lts) - {day0 * _DAY_US})"
     day_sql = f"CASE WHEN {x} < 0 THEN 0 ELSE LEAST({x} // {_DAY_US} + 1, {cap}) END"
-    cols = fetch(
-        wh,
-        f"SELECT ((hash(user_id) >> {shift}) << {shift}) | (({day_sql})::UBIGINT << {_CODE_BITS}) "
-        f"| code::UBIGINT AS key FROM ({rows_sql}) AS _r",
+    tab = fetch_arrow(
+        wh, f"SELECT user_id, (({day_sql}) << {_CODE_BITS}) | code AS low FROM ({rows_sql}) AS _r"
     )
-    key = cols["key"]
+    check: Future[int] | None = None
+    h = short_ids(tab.column("user_id"))
+    if h is None:
+        h, check = hashes_and_check(wh, tab)
+    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").astype(U64)
+    del tab
+    distinct = resolve_buckets(key, h, 64 - shift, shift)
+    del h
+    if distinct < 0:
+        return None
     key.sort()
     starts = group_starts(key, shift)
     users = starts.size
@@ -315,8 +330,8 @@ def _retention_sorted(
         hits[day] = int(np.count_nonzero(cday[hu] + day <= ld))
     days, size = np.unique(cday[mu], return_counts=True)  # a cohort day fixes its period
     sizes = pd.DataFrame({"c": _periods_of_days(days, q.period), "cday": days, "size": size})
-    if check.result() != users:
-        return None  # two user ids share a bucket (checked exactly): not exact here
+    if check is not None and check.result() != distinct:
+        return None  # two long user ids share a 64-bit hash: not exact here
     return sizes, cells, hits
 
 

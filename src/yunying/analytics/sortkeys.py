@@ -1,19 +1,25 @@
 """One sortable 64-bit key per event row, for the DuckDB fast paths of funnels and retention.
 
 Grouping 5M rows by a VARCHAR ``user_id`` in DuckDB (hash aggregate or list collect) costs
-more than the whole funnel does in ClickHouse. Instead DuckDB returns, per row, one
-``UBIGINT`` packing ``(user bucket, time, code)`` — the top bits of ``hash(user_id)``, then
-the time in the coarsest exact unit, then a small code (step number, flags) — and NumPy
-sorts those plain integers (a vectorised sort, far faster than ``argsort`` or ``lexsort``).
-Rows of one user are then contiguous and ordered by (time, code).
+more than the whole funnel does in ClickHouse. Instead DuckDB returns the rows (``user_id``
+and one integer of time and code), NumPy builds per row one ``uint64`` packing
+``(user bucket, time, code)`` — the top bits of a 64-bit user identity, then the time in
+the coarsest exact unit, then a small code (step number, flags) — and sorts those plain
+integers (a vectorised sort, far faster than ``argsort`` or ``lexsort``). Rows of one
+user are then contiguous and ordered by (time, code).
 
-Hashing is lossy, so every answer built on these keys is checked, exactly:
+The user identity is exact wherever it can be:
 
-- two users whose 64-bit hashes share the bucket bits are moved to free buckets
-  (``resolve_buckets``, from the full hashes);
-- ``count(DISTINCT user_id)`` (run by DuckDB on a second cursor while NumPy works) must
-  equal the number of distinct full hashes, otherwise two user ids share a 64-bit hash
-  and the caller falls back to its exact string-keyed path.
+- ids of at most 7 bytes (``u123456``, most numeric ids): their bytes and length packed
+  in 64 bits are injective (``short_ids``), mixed by an odd multiplier (a bijection) so
+  the top bits spread users over the buckets;
+- longer ids: DuckDB's 64-bit ``hash``, and ``count(DISTINCT user_id)`` (a background
+  thread while NumPy works) must equal the number of distinct hashes, otherwise two ids
+  share a hash and the caller falls back to its exact string-keyed path
+  (``hashes_and_check``).
+
+Identities that share the bucket bits are moved to free buckets (``resolve_buckets``), so
+after sorting a bucket is exactly one user.
 """
 
 from __future__ import annotations
@@ -22,35 +28,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 U64 = np.uint64
-
-
-def fetch(wh: Any, sql: str) -> dict[str, np.ndarray]:
-    """Run ``sql`` on the warehouse's DuckDB connection; columns as NumPy arrays.
-
-    ``execute`` materialises the result with all threads (a relation's ``sql()`` streams
-    it through one)."""
-    cols = wh.duck.execute(sql).fetchnumpy()
-    return {k: np.asarray(v) for k, v in cols.items()}
-
-
-def distinct_users(wh: Any, sql: str) -> Future[int]:
-    """``count(DISTINCT user_id)`` of the rows of ``sql``, computed on a second DuckDB
-    cursor in a background thread (DuckDB releases the GIL while NumPy sorts)."""
-    cur = wh.duck.cursor()
-    pool = ThreadPoolExecutor(max_workers=1)
-
-    def run() -> int:
-        try:
-            row = cur.execute(f"SELECT count(DISTINCT user_id) FROM ({sql}) AS _d").fetchone()
-            return int(row[0]) if row else 0
-        finally:
-            cur.close()
-
-    fut = pool.submit(run)
-    pool.shutdown(wait=False)
-    return fut
 
 
 def distinct_sorted(a: np.ndarray) -> int:
@@ -104,3 +84,75 @@ def resolve_buckets(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int
     low = U64((1 << shift) - 1)
     key[rows] = (free[rank] << U64(shift)) | (key[rows] & low)
     return int(uniq.size)
+
+
+_MIX = U64(0x9E3779B97F4A7C15)  # odd, so multiplying modulo 2**64 is a bijection
+SHORT_ID_BYTES = 7
+
+
+def fetch_arrow(wh: Any, sql: str) -> pa.Table:
+    """Run ``sql`` on the warehouse's DuckDB connection; an Arrow table."""
+    return wh.duck.sql(sql).to_arrow_table()
+
+
+def column(tab: pa.Table, name: str) -> np.ndarray:
+    """One non-null numeric column of an Arrow table as a NumPy array."""
+    return tab.column(name).combine_chunks().to_numpy(zero_copy_only=False)
+
+
+def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
+    """An exact 64-bit identity per user id, mixed so its top bits spread evenly; None
+    when an id is null or longer than 7 bytes (then hash + check).
+
+    The id's bytes (little-endian) and its length in the top byte are injective; one
+    unaligned 8-byte read per id (a strided view over the Arrow data) gets the bytes.
+    """
+    parts = []
+    for ch in col.chunks:
+        if ch.null_count:
+            return None
+        if ch.type not in (pa.string(), pa.binary()):
+            ch = ch.cast(pa.string())
+        n = len(ch)
+        if n == 0:
+            continue
+        _, offs, data = ch.buffers()
+        off = np.frombuffer(offs, np.int32, n + 1, ch.offset * 4).astype(np.int64)
+        ln = np.diff(off)
+        if ln.max() > SHORT_ID_BYTES:
+            return None
+        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        buf = np.zeros(raw.size + 8, np.uint8)
+        buf[: raw.size] = raw
+        at = np.ndarray((raw.size + 1,), dtype="<u8", buffer=buf, strides=(1,))
+        lnu = ln.astype(U64)
+        v = at[off[:-1]] & ((U64(1) << (lnu * U64(8))) - U64(1))
+        parts.append((v | (lnu << U64(56))) * _MIX)
+    return np.concatenate(parts) if parts else np.zeros(0, U64)
+
+
+def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
+    """For ids that are not short: DuckDB's 64-bit ``hash`` of the fetched ids, and their
+    exact distinct count (a background thread) to compare with the distinct hashes."""
+    ids = tab.select(["user_id"])
+    cur = wh.duck.cursor()
+    cur.register("_yy_ids", ids)
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def run() -> int:
+        try:
+            row = cur.execute("SELECT count(DISTINCT user_id) FROM _yy_ids").fetchall()
+            return int(row[0][0]) if row else 0
+        finally:
+            cur.unregister("_yy_ids")
+            cur.close()
+
+    fut = pool.submit(run)
+    pool.shutdown(wait=False)
+    own = wh.duck.cursor()
+    try:
+        own.register("_yy_ids", ids)
+        h = np.asarray(own.execute("SELECT hash(user_id) AS h FROM _yy_ids").fetchnumpy()["h"])
+    finally:
+        own.close()
+    return h, fut
