@@ -336,3 +336,17 @@ def test_resolve_buckets_reports_too_few_buckets() -> None:
     h = np.arange(1, 40, dtype=U64) << U64(58)  # 39 hashes, 16 buckets of 4 bits
     key = (h >> U64(60)) << U64(54)
     assert resolve_buckets(key, h, 4, 54) == -1
+
+
+def test_two_halves_equal_one(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big inputs are split by the key's top bit and scanned on two threads: same answer."""
+    wh = utc_wh
+    wh.truncate("events")
+    wh.append_arrow("events", bench.generate(30_000, seed=8))
+    fq, rq = bench.funnel_query(), bench.retention_query()
+    want_f, want_r = sorted_funnel(wh, fq), run_retention(wh, rq)
+    monkeypatch.setattr(sortkeys, "_SPLIT_ROWS", 0)
+    assert len(sortkeys.halves(np.array([1, 2**63 + 1], dtype=U64))) == 2
+    assert sorted_funnel(wh, fq) == want_f
+    assert run_retention(wh, rq) == want_r
+    assert want_r == _generic_retention(wh, rq, monkeypatch)

@@ -52,7 +52,9 @@ from yunying.analytics.sortkeys import (
     distinct_sorted,
     fetch_arrow,
     group_starts,
+    halves,
     hashes_and_check,
+    map_parts,
     resolve_buckets,
     short_ids,
 )
@@ -428,18 +430,23 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     del h
     if distinct < 0:
         return None
-    key.sort()
-    reached, span = _reached_sorted(key, n, kb, wsec * (1_000_000 // unit))
+    w = wsec * (1_000_000 // unit)
+
+    def part(k: np.ndarray) -> tuple[list[int], np.ndarray]:
+        k.sort()
+        reached, span = _reached_sorted(k, n, kb, w)
+        users = [distinct_sorted(r >> U64(shift)) for r in reached]
+        last = reached[-1]
+        if not last.size:
+            return users, span
+        return users, np.minimum.reduceat(span, group_starts(last, shift))  # fastest chain
+
+    done = map_parts(part, halves(key))
+    del key
     if check is not None and check.result() != distinct:
         return None  # two user ids share a 64-bit hash
-    ushift = tb + kb
-    users = [distinct_sorted(r >> U64(ushift)) for r in reached]
-    last = reached[-1]
-    if last.size:
-        starts = group_starts(last, ushift)
-        secs = np.minimum.reduceat(span, starts).astype(np.float64) * (unit / 1_000_000)
-    else:
-        secs = np.zeros(0)
+    users = [sum(u[j] for u, _ in done) for j in range(n)]
+    secs = np.concatenate([s for _, s in done]).astype(np.float64) * (unit / 1_000_000)
     return users, secs
 
 

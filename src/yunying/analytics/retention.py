@@ -39,7 +39,9 @@ from yunying.analytics.sortkeys import (
     column,
     fetch_arrow,
     group_starts,
+    halves,
     hashes_and_check,
+    map_parts,
     resolve_buckets,
     short_ids,
 )
@@ -277,6 +279,22 @@ def _retention_sorted(
     del h
     if distinct < 0:
         return None
+    done = map_parts(lambda k: _retention_part(k, q, tb, day0, last_day), halves(key))
+    del key
+    if check is not None and check.result() != distinct:
+        return None  # two long user ids share a 64-bit hash: not exact here
+    days, size = np.unique(np.concatenate([p[0] for p in done]), return_counts=True)
+    sizes = pd.DataFrame({"c": _periods_of_days(days, q.period), "cday": days, "size": size})
+    cells = pd.concat([p[1] for p in done]).groupby(["c", "n"], as_index=False)["users"].sum()
+    hits = {day: sum(p[2][day] for p in done) for day in SUMMARY_DAYS}
+    return sizes, cells, hits
+
+
+def _retention_part(
+    key: np.ndarray, q: RetentionQuery, tb: int, day0: int, last_day: int | None
+) -> tuple[np.ndarray, pd.DataFrame, dict[int, int]]:
+    """One part of the users (``halves``): their cohort days, cells and D1/D7/D30 hits."""
+    shift = tb + _CODE_BITS
     key.sort()
     starts = group_starts(key, shift)
     users = starts.size
@@ -328,11 +346,9 @@ def _retention_sorted(
         hit = ru[(dn == day) if q.method == "classic" else (dn >= day)]  # sorted users
         hu = hit[np.r_[True, hit[1:] != hit[:-1]]] if hit.size else hit
         hits[day] = int(np.count_nonzero(cday[hu] + day <= ld))
-    days, size = np.unique(cday[mu], return_counts=True)  # a cohort day fixes its period
-    sizes = pd.DataFrame({"c": _periods_of_days(days, q.period), "cday": days, "size": size})
-    if check is not None and check.result() != distinct:
-        return None  # two long user ids share a 64-bit hash: not exact here
-    return sizes, cells, hits
+    return cday[mu], cells, hits
+
+
 
 
 def _low_byte(key: np.ndarray) -> np.ndarray:

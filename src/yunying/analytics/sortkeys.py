@@ -24,13 +24,16 @@ after sorting a bucket is exactly one user.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 U64 = np.uint64
+R = TypeVar("R")
+_SPLIT_ROWS = 1_000_000  # below this one thread is as fast
 
 
 def distinct_sorted(a: np.ndarray) -> int:
@@ -156,3 +159,20 @@ def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
     finally:
         own.close()
     return h, fut
+
+
+def halves(key: np.ndarray) -> list[np.ndarray]:
+    """Keys split by their top bit, to sort and scan on two cores: a user's rows share
+    the bucket bits, so no user straddles the halves."""
+    if key.size < _SPLIT_ROWS:
+        return [key]
+    top = key >= U64(1 << 63)
+    return [key[~top], key[top]]
+
+
+def map_parts(fn: Callable[[np.ndarray], R], parts: list[np.ndarray]) -> list[R]:
+    """``fn`` on each part, in threads (NumPy's sorts and ufuncs release the GIL)."""
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        return list(pool.map(fn, parts))
