@@ -424,7 +424,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     if h is None:
         h, check = hashes_and_check(wh, tab)
     shift = tb + kb
-    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").astype(U64)
+    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").view(U64)
     del tab, sub
     distinct = resolve_buckets(key, h, 64 - shift, shift)
     del h
@@ -433,7 +433,6 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     w = wsec * (1_000_000 // unit)
 
     def part(k: np.ndarray) -> tuple[list[int], np.ndarray]:
-        k.sort()
         reached, span = _reached_sorted(k, n, kb, w)
         users = [distinct_sorted(r >> U64(shift)) for r in reached]
         last = reached[-1]
@@ -441,7 +440,8 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
             return users, span
         return users, np.minimum.reduceat(span, group_starts(last, shift))  # fastest chain
 
-    done = map_parts(part, halves(key))
+    key.sort()
+    done = map_parts(part, halves(key, shift))
     del key
     if check is not None and check.result() != distinct:
         return None  # two user ids share a 64-bit hash

@@ -273,13 +273,14 @@ def _retention_sorted(
     h = short_ids(tab.column("user_id"))
     if h is None:
         h, check = hashes_and_check(wh, tab)
-    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").astype(U64)
+    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").view(U64)
     del tab
     distinct = resolve_buckets(key, h, 64 - shift, shift)
     del h
     if distinct < 0:
         return None
-    done = map_parts(lambda k: _retention_part(k, q, tb, day0, last_day), halves(key))
+    key.sort()
+    done = map_parts(lambda k: _retention_part(k, q, tb, day0, last_day), halves(key, shift))
     del key
     if check is not None and check.result() != distinct:
         return None  # two long user ids share a 64-bit hash: not exact here
@@ -295,7 +296,6 @@ def _retention_part(
 ) -> tuple[np.ndarray, pd.DataFrame, dict[int, int]]:
     """One part of the users (``halves``): their cohort days, cells and D1/D7/D30 hits."""
     shift = tb + _CODE_BITS
-    key.sort()
     starts = group_starts(key, shift)
     users = starts.size
     code = _low_byte(key) & np.uint8(3)

@@ -103,6 +103,10 @@ def column(tab: pa.Table, name: str) -> np.ndarray:
     return tab.column(name).combine_chunks().to_numpy(zero_copy_only=False)
 
 
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)], U64)  # low i bytes
+_TAGS = np.array([i << 56 for i in range(8)], U64)  # the length in the top byte
+
+
 def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
     """An exact 64-bit identity per user id, mixed so its top bits spread evenly; None
     when an id is null or longer than 7 bytes (then hash + check).
@@ -120,17 +124,29 @@ def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
         if n == 0:
             continue
         _, offs, data = ch.buffers()
-        off = np.frombuffer(offs, np.int32, n + 1, ch.offset * 4).astype(np.int64)
+        off = np.frombuffer(offs, np.int32, n + 1, ch.offset * 4)
         ln = np.diff(off)
         if ln.max() > SHORT_ID_BYTES:
             return None
         raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-        buf = np.zeros(raw.size + 8, np.uint8)
-        buf[: raw.size] = raw
-        at = np.ndarray((raw.size + 1,), dtype="<u8", buffer=buf, strides=(1,))
-        lnu = ln.astype(U64)
-        v = at[off[:-1]] & ((U64(1) << (lnu * U64(8))) - U64(1))
-        parts.append((v | (lnu << U64(56))) * _MIX)
+        first = off[:-1]
+        safe = max(raw.size - 7, 0)  # 8-byte reads starting below this stay in the buffer
+        inside = first < safe
+        if inside.all():
+            v = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))[first]
+        else:
+            v = np.zeros(n, U64)
+            if safe:
+                at = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))
+                v[inside] = at[first[inside]]
+        tail = np.flatnonzero(~inside)
+        if tail.size:  # the last few ids: read from a padded copy of the buffer's end
+            lo = int(first[tail].min())
+            pad = np.zeros(raw.size - lo + 8, np.uint8)
+            pad[: raw.size - lo] = raw[lo:]
+            at = np.ndarray((pad.size - 7,), dtype="<u8", buffer=pad, strides=(1,))
+            v[tail] = at[first[tail] - lo]
+        parts.append(((v & _MASKS[ln]) | _TAGS[ln]) * _MIX)
     return np.concatenate(parts) if parts else np.zeros(0, U64)
 
 
@@ -161,13 +177,14 @@ def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
     return h, fut
 
 
-def halves(key: np.ndarray) -> list[np.ndarray]:
-    """Keys split by their top bit, to sort and scan on two cores: a user's rows share
-    the bucket bits, so no user straddles the halves."""
+def halves(key: np.ndarray, shift: int) -> list[np.ndarray]:
+    """Sorted keys cut in two at a user boundary near the middle (views, no copy), to
+    scan on two cores: a user's rows share the bits above ``shift``."""
     if key.size < _SPLIT_ROWS:
         return [key]
-    top = key >= U64(1 << 63)
-    return [key[~top], key[top]]
+    mid = (key[key.size // 2] >> U64(shift)) << U64(shift)
+    cut = int(np.searchsorted(key, mid))
+    return [key[:cut], key[cut:]] if 0 < cut < key.size else [key]
 
 
 def map_parts(fn: Callable[[np.ndarray], R], parts: list[np.ndarray]) -> list[R]:
