@@ -48,3 +48,27 @@ def test_generated_orders_recover_true_parameters(tmp_path: Path) -> None:
     assert gg.p == pytest.approx(true["p"], rel=0.15)
     assert gg.q == pytest.approx(true["q"], rel=0.15)
     assert gg.v == pytest.approx(true["v"], rel=0.15)
+
+
+def test_bench_steps_agree_with_their_baselines(tmp_path: Path) -> None:
+    """The timed steps on a small size: RFM classes equal the pandas recipe's, the summary
+    equals lifetimes', and each step reports a positive time."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    vs = bench()
+    orders = vs.generate(3_000, seed=5)
+    pq.write_table(orders, tmp_path / "orders.parquet")
+    project = tmp_path / "project"
+    project.mkdir()
+    with vs._wh(str(project)) as wh:
+        wh.append_arrow("orders", orders)
+    (yy, t_yy), (pd_, t_pd) = vs.yy_rfm(str(project)), vs.pd_rfm(str(tmp_path / "orders.parquet"))
+    assert yy == pd_ and sum(yy.values()) == 3_000 and t_yy > 0 and t_pd > 0
+    ys, ls = tmp_path / "ys.parquet", tmp_path / "ls.parquet"
+    assert vs.yy_summary(str(project), str(ys))[0] == vs.lt_summary(str(tmp_path / "orders.parquet"), str(ls))[0]
+    y = pd.read_parquet(ys).set_index("user_id").sort_index()
+    lt = pd.read_parquet(ls).sort_index()
+    assert list(y.index) == list(lt.index.astype(str))
+    for a, b in (("frequency", "frequency"), ("recency", "recency"), ("T", "T"), ("monetary", "monetary_value")):
+        assert y[a].to_numpy() == pytest.approx(lt[b].to_numpy(), abs=1e-9)
