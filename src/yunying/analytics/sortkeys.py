@@ -114,40 +114,54 @@ def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
     The id's bytes (little-endian) and its length in the top byte are injective; one
     unaligned 8-byte read per id (a strided view over the Arrow data) gets the bytes.
     """
-    parts = []
-    for ch in col.chunks:
-        if ch.null_count:
-            return None
-        if ch.type not in (pa.string(), pa.binary()):
-            ch = ch.cast(pa.string())
-        n = len(ch)
-        if n == 0:
-            continue
-        _, offs, data = ch.buffers()
-        off = np.frombuffer(offs, np.int32, n + 1, ch.offset * 4)
-        ln = np.diff(off)
-        if ln.max() > SHORT_ID_BYTES:
-            return None
-        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-        first = off[:-1]
-        safe = max(raw.size - 7, 0)  # 8-byte reads starting below this stay in the buffer
-        inside = first < safe
-        if inside.all():
-            v = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))[first]
-        else:
-            v = np.zeros(n, U64)
-            if safe:
-                at = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))
-                v[inside] = at[first[inside]]
-        tail = np.flatnonzero(~inside)
-        if tail.size:  # the last few ids: read from a padded copy of the buffer's end
-            lo = int(first[tail].min())
-            pad = np.zeros(raw.size - lo + 8, np.uint8)
-            pad[: raw.size - lo] = raw[lo:]
-            at = np.ndarray((pad.size - 7,), dtype="<u8", buffer=pad, strides=(1,))
-            v[tail] = at[first[tail] - lo]
-        parts.append(((v & _MASKS[ln]) | _TAGS[ln]) * _MIX)
+    chunks = col.chunks
+    if col.null_count or any(ln > SHORT_ID_BYTES for ln in _max_lengths(chunks)):
+        return None
+    half = len(chunks) // 2 if len(col) >= _SPLIT_ROWS else 0
+    groups = [chunks[:half], chunks[half:]] if half else [chunks]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        parts = [p for ps in pool.map(lambda cs: [_pack(c) for c in cs], groups) for p in ps]
     return np.concatenate(parts) if parts else np.zeros(0, U64)
+
+
+def _string_chunk(ch: pa.Array) -> pa.Array:
+    return ch if ch.type in (pa.string(), pa.binary()) else ch.cast(pa.string())
+
+
+def _offsets(ch: pa.Array) -> np.ndarray:
+    return np.frombuffer(ch.buffers()[1], np.int32, len(ch) + 1, ch.offset * 4)
+
+
+def _max_lengths(chunks: list[pa.Array]) -> list[int]:
+    return [int(np.diff(_offsets(_string_chunk(c))).max()) for c in chunks if len(c)]
+
+
+def _pack(ch: pa.Array) -> np.ndarray:
+    """``short_ids`` of one Arrow chunk of ids of at most 7 bytes."""
+    ch = _string_chunk(ch)
+    n = len(ch)
+    off = _offsets(ch)
+    ln = np.diff(off)
+    data = ch.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    first = off[:-1]
+    safe = max(raw.size - 7, 0)  # 8-byte reads starting below this stay in the buffer
+    inside = first < safe
+    if inside.all():
+        v = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))[first]
+    else:
+        v = np.zeros(n, U64)
+        if safe:
+            at = np.ndarray((safe,), dtype="<u8", buffer=raw, strides=(1,))
+            v[inside] = at[first[inside]]
+    tail = np.flatnonzero(~inside)
+    if tail.size:  # the last few ids: read from a padded copy of the buffer's end
+        lo = int(first[tail].min())
+        pad = np.zeros(raw.size - lo + 8, np.uint8)
+        pad[: raw.size - lo] = raw[lo:]
+        at = np.ndarray((pad.size - 7,), dtype="<u8", buffer=pad, strides=(1,))
+        v[tail] = at[first[tail] - lo]
+    return ((v & _MASKS[ln]) | _TAGS[ln]) * _MIX
 
 
 def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
