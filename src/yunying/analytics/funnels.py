@@ -9,13 +9,16 @@ before it (a running max over a window) — the same answer as ClickHouse's per-
 machine because the start a chain carries only grows over time. The same Ibis
 expressions run on DuckDB and Spark (``funnel_levels``, lazy: segments build on it).
 
-``run_funnel`` on DuckDB takes a faster path for ``ordered`` (``_levels_ordered_duck``):
-one hash aggregate collects each user's step events as a sorted list of ``ts_us * 32 + k``
-and the same level-by-level running max runs over those arrays in NumPy (a running max of
-the start's *position* stands for the running max of its time, the lists being sorted by
-(ts, step)). That replaces n-1 window sorts over the events with one aggregate; the result
-is registered back as a small per-user table so breakdowns and periods still join to it.
-A test checks both paths give the same levels and times on generated data.
+``run_funnel`` on DuckDB answers an ``ordered`` funnel's counts and times to convert from
+sorted 64-bit keys (``_funnel_sorted``, ``yunying.analytics.sortkeys``): one query returns
+the step rows (user id, time, step), NumPy packs each row into ``(user bucket | time in
+the coarsest exact unit | step)``, sorts those integers and runs the same level-by-level
+rule over them — no grouping on the VARCHAR user id, no per-user lists, no round trip
+through another query. Exclusions, breakdowns and periods need per-user ids: there the
+list path (``_levels_ordered_duck``: one aggregate collects each user's step events as a
+sorted list, NumPy runs the rule, the per-user result is registered back as a table)
+answers, as it does when the key would not be exact. Tests check every path against the
+generic expressions on generated data.
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ start event in the date range, or every start event (recurring: a user joins one
 period in which they did it). ``classic`` counts users with a return event *in* period N;
 ``rolling`` (unbounded) counts users with a return event in period N *or later*.
 Periods are local days/weeks/months of the project time zone.
+
+On DuckDB, cohorts of one per user (``first_ever``, ``first_in_range``) are computed from
+sorted 64-bit keys (``_retention_sorted``, ``yunying.analytics.sortkeys``): one query
+returns the start and return rows (user id, local day, flags), NumPy sorts ``(user bucket
+| day | flags)`` and reads cohort, matrix and D1/D7/D30 from each user's rows in day
+order. ``recurring`` cohorts, and Spark, use the cohort/return join.
 """
 
 from __future__ import annotations
