@@ -194,8 +194,7 @@ def test_long_ids_take_the_checked_hash_path(
         calls.append(tab.num_rows)
         return real(w, tab)
 
-    monkeypatch.setattr(funnels, "hashes_and_check", spy)
-    monkeypatch.setattr(retention, "hashes_and_check", spy)
+    monkeypatch.setattr(sortkeys, "hashes_and_check", spy)
     fq, rq = bench.funnel_query(), bench.retention_query()
     users, secs = sorted_funnel(wh, fq)
     want_users, want_secs = generic_funnel(wh, fq)
@@ -222,8 +221,7 @@ def test_failed_check_falls_back(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPa
         bad.set_result(-1)
         return h, bad
 
-    monkeypatch.setattr(funnels, "hashes_and_check", wrong)
-    monkeypatch.setattr(retention, "hashes_and_check", wrong)
+    monkeypatch.setattr(sortkeys, "hashes_and_check", wrong)
     assert funnels._funnel_sorted(wh, fq) is None
     assert retention._retention_sorted(wh, rq, None) is None
     assert [s.users for s in run_funnel(wh, fq).steps] == want_f

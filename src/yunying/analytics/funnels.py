@@ -24,7 +24,6 @@ generic expressions on generated data.
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -56,10 +55,9 @@ from yunying.analytics.sortkeys import (
     fetch_arrow,
     group_starts,
     halves,
-    hashes_and_check,
     map_parts,
     resolve_buckets,
-    short_ids,
+    row_keys,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -422,12 +420,8 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
         if exact >= unit:
             break
         unit = exact  # the data has finer times than assumed: query again in that unit
-    check: Future[int] | None = None
-    h = short_ids(tab.column("user_id"))
-    if h is None:
-        h, check = hashes_and_check(wh, tab)
     shift = tb + kb
-    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").view(U64)
+    key, h, check = row_keys(wh, tab, shift)
     del tab, sub
     distinct = resolve_buckets(key, h, 64 - shift, shift)
     del h

@@ -16,7 +16,6 @@ order. ``recurring`` cohorts, and Spark, use the cohort/return join.
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future
 from datetime import UTC
 from typing import Any, Literal
 
@@ -42,14 +41,12 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
-    column,
     fetch_arrow,
     group_starts,
     halves,
-    hashes_and_check,
     map_parts,
     resolve_buckets,
-    short_ids,
+    row_keys,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -275,11 +272,7 @@ def _retention_sorted(
     tab = fetch_arrow(
         wh, f"SELECT user_id, (({day_sql}) << {_CODE_BITS}) | code AS low FROM ({rows_sql}) AS _r"
     )
-    check: Future[int] | None = None
-    h = short_ids(tab.column("user_id"))
-    if h is None:
-        h, check = hashes_and_check(wh, tab)
-    key = ((h >> U64(shift)) << U64(shift)) | column(tab, "low").view(U64)
+    key, h, check = row_keys(wh, tab, shift)
     del tab
     distinct = resolve_buckets(key, h, 64 - shift, shift)
     del h

@@ -164,6 +164,47 @@ def _pack(ch: pa.Array) -> np.ndarray:
     return ((v & _MASKS[ln]) | _TAGS[ln]) * _MIX
 
 
+def row_keys(
+    wh: Any, tab: pa.Table, shift: int
+) -> tuple[np.ndarray, np.ndarray, Future[int] | None]:
+    """Per fetched row (``user_id``, ``low``): ``key = identity bucket | low`` (``low``
+    must fit in ``shift`` bits), the identity, and, for long ids, the pending distinct
+    check (its count must equal the distinct identities)."""
+    got = _short_keys(tab, shift)
+    if got is not None:
+        return got[0], got[1], None
+    h, check = hashes_and_check(wh, tab)
+    low = tab.column("low").combine_chunks().to_numpy(zero_copy_only=False)
+    return ((h >> U64(shift)) << U64(shift)) | low.view(U64), h, check
+
+
+def _short_keys(tab: pa.Table, shift: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``row_keys`` for short ids, batch by batch on two threads into one output."""
+    batches = [b for b in tab.to_batches() if b.num_rows]
+    starts = np.cumsum([0] + [b.num_rows for b in batches])
+    key = np.empty(int(starts[-1]), U64)
+    ident = np.empty(int(starts[-1]), U64)
+    s = U64(shift)
+
+    def run(idx: list[int]) -> bool:
+        for i in idx:
+            ids = batches[i].column("user_id")
+            if ids.null_count or _max_lengths([ids])[0] > SHORT_ID_BYTES:
+                return False
+            h = _pack(ids)
+            low = batches[i].column("low").to_numpy(zero_copy_only=False).view(U64)
+            a, b = starts[i], starts[i + 1]
+            ident[a:b] = h
+            key[a:b] = ((h >> s) << s) | low
+        return True
+
+    order = list(range(len(batches)))
+    groups = [order[: len(order) // 2], order[len(order) // 2 :]] if key.size >= _SPLIT_ROWS else [order]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        ok = all(pool.map(run, groups))
+    return (key, ident) if ok else None
+
+
 def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
     """For ids that are not short: DuckDB's 64-bit ``hash`` of the fetched ids, and their
     exact distinct count (a background thread) to compare with the distinct hashes."""
