@@ -376,15 +376,18 @@ def _reached_sorted(
     reached = [start]
     span = np.zeros(0, np.int64)
     itype = np.int32 if key.size < 2**31 else np.int64
+    marker = np.zeros(key.size, bool)  # reused: fresh pages per level cost page faults
+    count = np.empty(key.size, itype)
     for j in range(2, n + 1):
         cand = np.flatnonzero(code == j)
         if rows.size == 0 or cand.size == 0:
             rows, start = cand[:0], start[:0]
             reached.append(start)
             continue
-        marker = np.zeros(key.size, bool)
+        marker.fill(False)
         marker[rows] = True
-        i: np.ndarray = np.cumsum(marker, dtype=itype)[cand] - 1  # last carrier before it
+        np.cumsum(marker, dtype=itype, out=count)
+        i: np.ndarray = count[cand] - 1  # the last carrier before each row
         has = i >= 0
         cand, ks = cand[has], start[i[has]]
         d = key[cand] - ks
