@@ -348,3 +348,25 @@ def test_two_halves_equal_one(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch
     assert sorted_funnel(wh, fq) == want_f
     assert run_retention(wh, rq) == want_r
     assert want_r == _generic_retention(wh, rq, monkeypatch)
+
+
+@pytest.mark.parametrize("clash", [False, True])
+def test_sort_keys_checks_identities_beside_the_sort(
+    monkeypatch: pytest.MonkeyPatch, clash: bool
+) -> None:
+    """The concurrent branch (clash unlikely): same keys as resolve-then-sort, and a clash
+    that does occur is still resolved."""
+    monkeypatch.setattr(sortkeys, "_SPLIT_ROWS", 0)
+    rng = np.random.default_rng(3)
+    bits, shift = 40, 24
+    hashes = rng.integers(0, 2**63, 50, dtype=np.int64).astype(U64) * U64(2)
+    if clash:
+        hashes[1] = (hashes[0] & ~U64(2**24 - 1)) | U64(12345)  # same top 40 bits
+    h = np.repeat(hashes, 3)
+    key = ((h >> U64(shift)) << U64(shift)) | rng.integers(0, 2**24, h.size).astype(U64)
+    want_key, want_h = key.copy(), h.copy()
+    want_n = resolve_buckets(want_key, want_h, bits, shift)
+    got, n = sortkeys.sort_keys(key, h, bits, shift)
+    assert n == want_n == 50
+    assert got.tolist() == sorted(want_key.tolist())
+    assert group_starts(got, shift).size == 50

@@ -56,8 +56,8 @@ from yunying.analytics.sortkeys import (
     group_starts,
     halves,
     map_parts,
-    resolve_buckets,
     row_keys,
+    sort_keys,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -432,7 +432,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     shift = tb + kb
     key, h, check = row_keys(wh, tab, shift)
     del tab, sub
-    distinct = resolve_buckets(key, h, 64 - shift, shift)
+    key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
     if distinct < 0:
         return None
@@ -446,7 +446,6 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
             return users, span
         return users, np.minimum.reduceat(span, group_starts(last, shift))  # fastest chain
 
-    key.sort()
     done = map_parts(part, halves(key, shift))
     del key
     if check is not None and check.result() != distinct:

@@ -45,8 +45,8 @@ from yunying.analytics.sortkeys import (
     group_starts,
     halves,
     map_parts,
-    resolve_buckets,
     row_keys,
+    sort_keys,
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t as tr
@@ -274,11 +274,10 @@ def _retention_sorted(
     )
     key, h, check = row_keys(wh, tab, shift)
     del tab
-    distinct = resolve_buckets(key, h, 64 - shift, shift)
+    key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
     if distinct < 0:
         return None
-    key.sort()
     done = map_parts(lambda k: _retention_part(k, q, tb, day0, last_day), halves(key, shift))
     del key
     if check is not None and check.result() != distinct:

@@ -232,6 +232,41 @@ def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
     return h, fut
 
 
+def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> tuple[np.ndarray, int]:
+    """The keys sorted with one identity per bucket (``resolve_buckets``), and the number
+    of distinct identities (-1: not enough free buckets).
+
+    When a clash is unlikely (few rows for the bucket bits) the identities are checked on
+    a second thread while the keys sort; a clash, if found, is resolved and sorted again.
+    """
+    if key.size < _SPLIT_ROWS or key.size**2 / 2 ** (bucket_bits + 1) > 0.01:
+        distinct = resolve_buckets(key, h, bucket_bits, shift)
+        if distinct >= 0:
+            key.sort()
+        return key, distinct
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(_distinct_and_clash, h, bucket_bits)
+        done = np.sort(key)
+        distinct, clash = fut.result()
+    if not clash:
+        return done, distinct
+    del done
+    distinct = resolve_buckets(key, h, bucket_bits, shift)
+    if distinct >= 0:
+        key.sort()
+    return key, distinct
+
+
+def _distinct_and_clash(h: np.ndarray, bucket_bits: int) -> tuple[int, bool]:
+    """Distinct identities, and whether two of them share the bucket bits."""
+    if h.size == 0:
+        return 0, False
+    hs = np.sort(h)
+    new = hs[1:] != hs[:-1]
+    bu = hs >> U64(64 - bucket_bits)
+    return 1 + int(np.count_nonzero(new)), bool(np.any((bu[1:] == bu[:-1]) & new))
+
+
 def halves(key: np.ndarray, shift: int) -> list[np.ndarray]:
     """Sorted keys cut in two at a user boundary near the middle (views, no copy), to
     scan on two cores: a user's rows share the bits above ``shift``."""
