@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -354,19 +355,21 @@ def test_two_halves_equal_one(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch
 def test_sort_keys_checks_identities_beside_the_sort(
     monkeypatch: pytest.MonkeyPatch, clash: bool
 ) -> None:
-    """The concurrent branch (clash unlikely): same keys as resolve-then-sort, and a clash
-    that does occur is still resolved."""
+    """The two-thread branch: sorted keys, one identity per bucket — also when two
+    identities share the bucket bits (their rows move to fresh buckets at the end)."""
     monkeypatch.setattr(sortkeys, "_SPLIT_ROWS", 0)
     rng = np.random.default_rng(3)
     bits, shift = 40, 24
-    hashes = rng.integers(0, 2**63, 50, dtype=np.int64).astype(U64) * U64(2)
+    hashes = rng.integers(0, 2**62, 50, dtype=np.int64).astype(U64) * U64(2)
     if clash:
         hashes[1] = (hashes[0] & ~U64(2**24 - 1)) | U64(12345)  # same top 40 bits
     h = np.repeat(hashes, 3)
-    key = ((h >> U64(shift)) << U64(shift)) | rng.integers(0, 2**24, h.size).astype(U64)
-    want_key, want_h = key.copy(), h.copy()
-    want_n = resolve_buckets(want_key, want_h, bits, shift)
-    got, n = sortkeys.sort_keys(key, h, bits, shift)
-    assert n == want_n == 50
-    assert got.tolist() == sorted(want_key.tolist())
-    assert group_starts(got, shift).size == 50
+    low = rng.integers(0, 2**24, h.size).astype(U64)
+    key = ((h >> U64(shift)) << U64(shift)) | low
+    got, n = sortkeys.sort_keys(key.copy(), h, bits, shift)
+    assert n == 50
+    assert (np.diff(got.astype(np.float64)) >= 0).all() and got.size == h.size
+    want = sorted(sorted(low[h == x].tolist()) for x in hashes)
+    starts = [*group_starts(got, shift).tolist(), got.size]
+    groups = [sorted((got[a:b] & U64(2**shift - 1)).tolist()) for a, b in pairwise(starts)]
+    assert sorted(groups) == want

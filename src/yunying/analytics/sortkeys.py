@@ -233,38 +233,66 @@ def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
 
 
 def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> tuple[np.ndarray, int]:
-    """The keys sorted with one identity per bucket (``resolve_buckets``), and the number
-    of distinct identities (-1: not enough free buckets).
+    """The keys sorted with one identity per bucket, and the number of distinct
+    identities (-1: not enough free buckets).
 
-    When a clash is unlikely (few rows for the bucket bits) the identities are checked on
-    a second thread while the keys sort; a clash, if found, is resolved and sorted again.
+    Big inputs sort on one thread while another sorts the identities to count them and
+    find clashes (identities sharing the bucket bits: a few pairs per million users).
+    The clashing users' rows are then cut out of the sorted keys and appended with fresh
+    buckets above every used one, which keeps the order.
     """
-    if key.size < _SPLIT_ROWS or key.size**2 / 2 ** (bucket_bits + 1) > 0.01:
-        distinct = resolve_buckets(key, h, bucket_bits, shift)
-        if distinct >= 0:
-            key.sort()
-        return key, distinct
+    if key.size < _SPLIT_ROWS:
+        return _resolve_then_sort(key, h, bucket_bits, shift)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(_distinct_and_clash, h, bucket_bits)
+        fut = pool.submit(_identities, h, bucket_bits)
         done = np.sort(key)
-        distinct, clash = fut.result()
-    if not clash:
+        distinct, clash_h = fut.result()
+    if clash_h.size == 0:
         return done, distinct
-    del done
+    top = int(done[-1] >> U64(shift))
+    if top + 1 + clash_h.size >= 1 << bucket_bits:  # no room above: the slow way
+        del done
+        return _resolve_then_sort(key, h, bucket_bits, shift)
+    drop = U64(64 - bucket_bits)
+    low = U64((1 << shift) - 1)
+    clash_b = np.unique(clash_h >> drop)
+    lo = np.searchsorted(done, clash_b << U64(shift))
+    hi = np.searchsorted(done, (clash_b << U64(shift)) | low, side="right")
+    keep = np.ones(done.size, bool)
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        keep[a:b] = False
+    rows = np.flatnonzero(np.isin(h >> drop, clash_b))
+    fresh = U64(top + 1) + np.searchsorted(clash_h, h[rows]).astype(U64)
+    moved = np.sort((fresh << U64(shift)) | (key[rows] & low))
+    return np.concatenate([done[keep], moved]), distinct
+
+
+def _resolve_then_sort(
+    key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int
+) -> tuple[np.ndarray, int]:
     distinct = resolve_buckets(key, h, bucket_bits, shift)
     if distinct >= 0:
         key.sort()
     return key, distinct
 
 
-def _distinct_and_clash(h: np.ndarray, bucket_bits: int) -> tuple[int, bool]:
-    """Distinct identities, and whether two of them share the bucket bits."""
+def _identities(h: np.ndarray, bucket_bits: int) -> tuple[int, np.ndarray]:
+    """Distinct identities, and those (sorted) that share their bucket bits."""
     if h.size == 0:
-        return 0, False
+        return 0, h[:0]
     hs = np.sort(h)
-    new = hs[1:] != hs[:-1]
-    bu = hs >> U64(64 - bucket_bits)
-    return 1 + int(np.count_nonzero(new)), bool(np.any((bu[1:] == bu[:-1]) & new))
+    first = np.empty(hs.size, bool)
+    first[0] = True
+    np.not_equal(hs[1:], hs[:-1], out=first[1:])
+    uniq = hs[first]
+    bu = uniq >> U64(64 - bucket_bits)
+    same = bu[1:] == bu[:-1]
+    if not same.any():
+        return int(uniq.size), h[:0]
+    clash = np.zeros(uniq.size, bool)
+    clash[1:] |= same
+    clash[:-1] |= same
+    return int(uniq.size), uniq[clash]
 
 
 def halves(key: np.ndarray, shift: int) -> list[np.ndarray]:
