@@ -33,6 +33,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
@@ -50,7 +51,6 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
-    column,
     distinct_sorted,
     fetch_arrow,
     group_starts,
@@ -351,12 +351,15 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     return str(wh.con.compile(r))
 
 
+_INEXACT = 1 << 62  # set in ``low`` when a time is not a whole number of units
+
+
 def _rows_sql(rows: str, t0: int, unit: int, kb: int) -> str:
-    """Per row: ``user_id``, ``low`` = (time in ``unit`` since ``t0``) << kb | k, and
-    ``sub`` (the sub-second microseconds, to check that ``unit`` is exact)."""
+    """Per row: ``user_id`` and ``low`` = (time in ``unit`` since ``t0``) << kb | k, with
+    bit 62 set when the time is not a whole number of ``unit`` (then a finer unit)."""
     return (
-        f"SELECT user_id, (((epoch_us(ts) - {t0}) // {unit}) << {kb}) | k AS low, "
-        f"(epoch_us(ts) % 1000000)::INTEGER AS sub FROM ({rows}) AS _r"
+        f"SELECT user_id, (((epoch_us(ts) - {t0}) // {unit}) << {kb}) | k "
+        f"| ((epoch_us(ts) % {unit} <> 0)::BIGINT << 62) AS low FROM ({rows}) AS _r"
     )
 
 
@@ -424,14 +427,13 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
         if 64 - tb - kb < _MIN_BUCKET_BITS:
             return None
         tab = fetch_arrow(wh, _rows_sql(rows_sql, t0, unit, kb))
-        sub = column(tab, "sub")
-        exact = _UNITS[0] if not np.any(sub) else _UNITS[1] if not np.any(sub % 1_000) else 1
-        if exact >= unit:
+        top = pc.max(tab.column("low")).as_py() if tab.num_rows else None
+        if top is None or top < _INEXACT:
             break
-        unit = exact  # the data has finer times than assumed: query again in that unit
+        unit = _UNITS[_UNITS.index(unit) + 1]  # finer times than assumed: query again
     shift = tb + kb
     key, h, check = row_keys(wh, tab, shift)
-    del tab, sub
+    del tab
     key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
     if distinct < 0:
