@@ -258,13 +258,18 @@ def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> t
     clash_b = np.unique(clash_h >> drop)
     lo = np.searchsorted(done, clash_b << U64(shift))
     hi = np.searchsorted(done, (clash_b << U64(shift)) | low, side="right")
-    keep = np.ones(done.size, bool)
-    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-        keep[a:b] = False
     rows = np.flatnonzero(np.isin(h >> drop, clash_b))
     fresh = U64(top + 1) + np.searchsorted(clash_h, h[rows]).astype(U64)
     moved = np.sort((fresh << U64(shift)) | (key[rows] & low))
-    return np.concatenate([done[keep], moved]), distinct
+    # close the gaps left by the moved rows in place (ranges are few), then append them
+    at = int(lo[0])
+    for i in range(lo.size):
+        end = int(lo[i + 1]) if i + 1 < lo.size else done.size
+        part = done[int(hi[i]) : end]
+        done[at : at + part.size] = part
+        at += part.size
+    done[at:] = moved
+    return done, distinct
 
 
 def _resolve_then_sort(
