@@ -98,11 +98,6 @@ def fetch_arrow(wh: Any, sql: str) -> pa.Table:
     return wh.duck.sql(sql).to_arrow_table()
 
 
-def column(tab: pa.Table, name: str) -> np.ndarray:
-    """One non-null numeric column of an Arrow table as a NumPy array."""
-    return tab.column(name).combine_chunks().to_numpy(zero_copy_only=False)
-
-
 _MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)], U64)  # low i bytes
 _TAGS = np.array([i << 56 for i in range(8)], U64)  # the length in the top byte
 
