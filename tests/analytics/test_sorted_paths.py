@@ -230,13 +230,37 @@ def test_failed_check_falls_back(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPa
 
 
 def test_short_ids_are_exact() -> None:
-    """Ids of up to 7 bytes map to distinct keys (bytes and length, any bytes); longer
-    or null ids are refused."""
-    ids = ["", "a", "a\x00", "\x00a", "ab", "ba", "u123456", "用户1", "1234567"]
-    keys = short_ids(pa.chunked_array([ids[:4], ids[4:]]))
-    assert keys is not None and len(set(keys.tolist())) == len(ids)
-    assert short_ids(pa.chunked_array([["12345678"]])) is None
+    """Ids of up to 8 bytes map to distinct keys: by their bytes alone when no id holds a
+    NUL byte, else (up to 7 bytes) with their length; longer or null ids are refused."""
+    plain = ["", "a", "ab", "ba", "u0012345", "u123456", "用户1", "12345678", "1234567"]
+    keys = short_ids(pa.chunked_array([plain[:4], plain[4:]]))
+    assert keys is not None and len(set(keys.tolist())) == len(plain)
+    with_nul = ["", "a", "a\x00", "\x00a", "ab", "u123456", "1234567"]
+    keys = short_ids(pa.chunked_array([with_nul]))
+    assert keys is not None and len(set(keys.tolist())) == len(with_nul)
+    assert short_ids(pa.chunked_array([["123456789"]])) is None
+    assert short_ids(pa.chunked_array([["1234567\x00", "a"]])) is None
     assert short_ids(pa.chunked_array([["a", None]])) is None
+
+
+def test_eight_byte_ids_need_no_check(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's ids (``u`` and 7 digits) take the exact short-id path: no hash check."""
+    wh = utc_wh
+    wh.truncate("events")
+    data = bench.generate(20_000, seed=6)
+    i = data.schema.get_field_index("user_id")
+    data = data.set_column(i, "user_id", pc.utf8_replace_slice(data.column("user_id"), 0, 1, "u0"))
+    wh.append_arrow("events", data)
+
+    def no_check(*_: Any) -> Any:
+        raise AssertionError("short ids need no hash check")
+
+    monkeypatch.setattr(sortkeys, "hashes_and_check", no_check)
+    users, secs = sorted_funnel(wh, bench.funnel_query())
+    want_users, want_secs = generic_funnel(wh, bench.funnel_query())
+    assert users == want_users and secs == pytest.approx(want_secs)
+    rq = bench.retention_query()
+    assert run_retention(wh, rq) == _generic_retention(wh, rq, monkeypatch)
 
 
 def test_resolve_buckets_separates_clashing_hashes() -> None:

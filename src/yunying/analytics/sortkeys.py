@@ -10,9 +10,10 @@ user are then contiguous and ordered by (time, code).
 
 The user identity is exact wherever it can be:
 
-- ids of at most 7 bytes (``u123456``, most numeric ids): their bytes and length packed
-  in 64 bits are injective (``short_ids``), mixed by an odd multiplier (a bijection) so
-  the top bits spread users over the buckets;
+- ids of at most 8 bytes (``u0012345``, most numeric ids): their bytes, zero-padded, in
+  64 bits are injective when no id holds a NUL byte (else ids of at most 7 bytes add
+  their length), so no check is needed (``short_ids``); an odd multiplier (a bijection)
+  spreads them over the buckets;
 - longer ids: DuckDB's 64-bit ``hash``, and ``count(DISTINCT user_id)`` (a background
   thread while NumPy works) must equal the number of distinct hashes, otherwise two ids
   share a hash and the caller falls back to its exact string-keyed path
@@ -98,24 +99,49 @@ def fetch_arrow(wh: Any, sql: str) -> pa.Table:
     return wh.duck.sql(sql).to_arrow_table()
 
 
-_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)], U64)  # low i bytes
-_TAGS = np.array([i << 56 for i in range(8)], U64)  # the length in the top byte
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], U64)  # low i bytes
+_TAGS = np.array([i << 56 for i in range(8)] + [0], U64)  # the length in the top byte
+
+
+def _id_format(chunks: list[pa.Array]) -> bool | None:
+    """How short ids pack exactly: False = bytes alone (ids of at most 8 bytes and no NUL
+    byte, so zero padding is unambiguous), True = bytes and length (at most 7 bytes),
+    None = they do not (null or longer ids)."""
+    longest, nul = 0, False
+    for c in chunks:
+        if not len(c):
+            continue
+        if c.null_count:
+            return None
+        c = _string_chunk(c)
+        off = _offsets(c)
+        longest = max(longest, int(np.diff(off).max()))
+        data = c.buffers()[2]
+        if data is not None and not nul:
+            nul = bool(np.any(np.frombuffer(data, np.uint8)[off[0] : off[-1]] == 0))
+    if longest <= SHORT_ID_BYTES + 1 and not nul:
+        return False
+    return True if longest <= SHORT_ID_BYTES else None
 
 
 def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
     """An exact 64-bit identity per user id, mixed so its top bits spread evenly; None
-    when an id is null or longer than 7 bytes (then hash + check).
+    when an id is null or too long (then hash + check).
 
-    The id's bytes (little-endian) and its length in the top byte are injective; one
-    unaligned 8-byte read per id (a strided view over the Arrow data) gets the bytes.
+    The id's bytes (little-endian, zero-padded) are injective when no id has more than 8
+    bytes or a NUL byte; otherwise ids of at most 7 bytes add their length in the top
+    byte. One unaligned 8-byte read per id (a strided view over the Arrow data).
     """
     chunks = col.chunks
-    if col.null_count or any(ln > SHORT_ID_BYTES for ln in _max_lengths(chunks)):
+    tagged = _id_format(chunks)
+    if tagged is None:
         return None
     half = len(chunks) // 2 if len(col) >= _SPLIT_ROWS else 0
     groups = [chunks[:half], chunks[half:]] if half else [chunks]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        parts = [p for ps in pool.map(lambda cs: [_pack(c) for c in cs], groups) for p in ps]
+        parts = [
+            p for ps in pool.map(lambda cs: [_pack(c, tagged) for c in cs], groups) for p in ps
+        ]
     return np.concatenate(parts) if parts else np.zeros(0, U64)
 
 
@@ -127,12 +153,8 @@ def _offsets(ch: pa.Array) -> np.ndarray:
     return np.frombuffer(ch.buffers()[1], np.int32, len(ch) + 1, ch.offset * 4)
 
 
-def _max_lengths(chunks: list[pa.Array]) -> list[int]:
-    return [int(np.diff(_offsets(_string_chunk(c))).max()) for c in chunks if len(c)]
-
-
-def _pack(ch: pa.Array) -> np.ndarray:
-    """``short_ids`` of one Arrow chunk of ids of at most 7 bytes."""
+def _pack(ch: pa.Array, tagged: bool) -> np.ndarray:
+    """``short_ids`` of one Arrow chunk whose ids fit (see ``_id_format``)."""
     ch = _string_chunk(ch)
     n = len(ch)
     off = _offsets(ch)
@@ -156,7 +178,10 @@ def _pack(ch: pa.Array) -> np.ndarray:
         pad[: raw.size - lo] = raw[lo:]
         at = np.ndarray((pad.size - 7,), dtype="<u8", buffer=pad, strides=(1,))
         v[tail] = at[first[tail] - lo]
-    return ((v & _MASKS[ln]) | _TAGS[ln]) * _MIX
+    v &= _MASKS[ln]
+    if tagged:
+        v |= _TAGS[ln]
+    return v * _MIX
 
 
 def row_keys(
@@ -181,23 +206,23 @@ def _short_keys(tab: pa.Table, shift: int) -> tuple[np.ndarray, np.ndarray] | No
     ident = np.empty(int(starts[-1]), U64)
     s = U64(shift)
 
-    def run(idx: list[int]) -> bool:
+    tagged = _id_format([b.column("user_id") for b in batches])
+    if tagged is None:
+        return None
+
+    def run(idx: list[int]) -> None:
         for i in idx:
-            ids = batches[i].column("user_id")
-            if ids.null_count or _max_lengths([ids])[0] > SHORT_ID_BYTES:
-                return False
-            h = _pack(ids)
+            h = _pack(batches[i].column("user_id"), tagged)
             low = batches[i].column("low").to_numpy(zero_copy_only=False).view(U64)
             a, b = starts[i], starts[i + 1]
             ident[a:b] = h
             key[a:b] = ((h >> s) << s) | low
-        return True
 
     order = list(range(len(batches)))
     groups = [order[: len(order) // 2], order[len(order) // 2 :]] if key.size >= _SPLIT_ROWS else [order]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        ok = all(pool.map(run, groups))
-    return (key, ident) if ok else None
+        list(pool.map(run, groups))
+    return key, ident
 
 
 def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
