@@ -164,7 +164,8 @@ clickhouse_url = "http://localhost:8123/default"
 url = ""
 
 [imports]
-# Rows validated per chunk; bounds memory on large files.
+# Rows committed per transaction (rounded up to whole DuckDB row groups of 122880);
+# a killed import keeps the chunks it committed.
 chunk_rows = 1000000
 
 [metrics]

@@ -90,3 +90,11 @@ def test_properties_by_concatenation_equal_json_object(keys: list[str], vals: li
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def test_chunks_are_whole_row_groups_once_they_span_one() -> None:
+    from yunying.warehouse.importer import _aligned_chunk
+
+    assert [_aligned_chunk(n) for n in (0, 3, 122_879)] == [1, 3, 122_879]
+    assert _aligned_chunk(122_880) == 122_880
+    assert _aligned_chunk(1_000_000) == 9 * 122_880
