@@ -397,3 +397,21 @@ def test_sort_keys_checks_identities_beside_the_sort(
     starts = [*group_starts(got, shift).tolist(), got.size]
     groups = [sorted((got[a:b] & U64(2**shift - 1)).tolist()) for a, b in pairwise(starts)]
     assert sorted(groups) == want
+
+
+def test_funnel_without_numba_gives_the_same(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NumPy level pass (used when Numba is not installed) answers the same."""
+    from yunying.analytics import funnel_pass
+
+    wh = utc_wh
+    wh.truncate("events")
+    wh.append_arrow("events", bench.generate(30_000, seed=9))
+    q = bench.funnel_query()
+    funnel_pass.warm()
+    assert funnel_pass.ready() == (funnel_pass.compiled is not None)
+    with_numba = funnels._funnel_sorted(wh, q)
+    monkeypatch.setattr(funnel_pass, "compiled", None)
+    without = funnels._funnel_sorted(wh, q)
+    assert with_numba is not None and without is not None
+    assert with_numba[0] == without[0] and with_numba[0][-1] > 0
+    assert sorted(with_numba[1]) == pytest.approx(sorted(without[1]))
