@@ -215,13 +215,30 @@ def _entries_single(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table | None:
     return t.select("user_id", "ts", k=k.cast("int32"))
 
 
+def _reaching(lvl: ir.Table, k: int, n: int) -> ir.Table:
+    """Rows (``user_id``, ``ts``, ``start``) of chains reaching step k as (user_id, k, ttc):
+    the time to convert only at the last step."""
+    ttc = (lvl.ts.epoch_seconds() - lvl.start.epoch_seconds()).cast("float64")
+    return lvl.select(
+        "user_id",
+        k=ibis.literal(k, type="int32"),
+        ttc=ttc if k == n else ibis.null("float64"),
+    )
+
+
+def _best_level(per_level: list[ir.Table]) -> ir.Table:
+    """Per user: the highest step reached and the fastest complete chain."""
+    allk = ibis.union(*per_level, distinct=False)
+    return allk.group_by("user_id").aggregate(level=allk.k.max(), ttc_seconds=allk.ttc.min())
+
+
 def _levels_ordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     """Generic Ibis path: user_id, level, ttc_seconds (fastest complete chain), start."""
     e = _entries(wh, q, t)
     w = _iv(q)
     lvl = e.filter(e.k == 1).select("user_id", "ts", start=e.ts)
-    per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
     n = len(q.steps)
+    per_level = [_reaching(lvl, 1, n)]
     for k in range(2, n + 1):
         prev = lvl.select("user_id", "ts", "start", kind=ibis.literal(0, type="int8"))
         cand = e.filter(e.k == k).select(
@@ -235,16 +252,8 @@ def _levels_ordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
         lvl = u.filter(u.kind == 1, u.best.notnull(), u.ts <= u.best + w).select(
             "user_id", "ts", start=u.best
         )
-        ttc = (lvl.ts.epoch_seconds() - lvl.start.epoch_seconds()).cast("float64")
-        per_level.append(
-            lvl.select(
-                "user_id",
-                k=ibis.literal(k, type="int32"),
-                ttc=ttc if k == n else ibis.null("float64"),
-            )
-        )
-    allk = ibis.union(*per_level, distinct=False)
-    return allk.group_by("user_id").aggregate(level=allk.k.max(), ttc_seconds=allk.ttc.min())
+        per_level.append(_reaching(lvl, k, n))
+    return _best_level(per_level)
 
 
 @ibis.udf.scalar.builtin(name="epoch_us")
@@ -477,8 +486,8 @@ def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
     w = _iv(q)
     first = t.filter(_step_cond(engine, t, q.steps[0]) & (t.ts < end))
     lvl = first.select("user_id", "pos", "ts", start=first.ts)
-    per_level = [lvl.select("user_id", k=ibis.literal(1, type="int32"), ttc=ibis.null("float64"))]
     n = len(q.steps)
+    per_level = [_reaching(lvl, 1, n)]
     for k in range(2, n + 1):
         cand = t.filter(_step_cond(engine, t, q.steps[k - 1])).select(
             c_user="user_id", c_pos="pos", c_ts="ts"
@@ -489,16 +498,8 @@ def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
         )
         j = j.filter(j.c_ts <= j.start + w)
         lvl = j.select(user_id=j.c_user, pos=j.c_pos, ts=j.c_ts, start=j.start)
-        ttc = (lvl.ts.epoch_seconds() - lvl.start.epoch_seconds()).cast("float64")
-        per_level.append(
-            lvl.select(
-                "user_id",
-                k=ibis.literal(k, type="int32"),
-                ttc=ttc if k == n else ibis.null("float64"),
-            )
-        )
-    allk = ibis.union(*per_level, distinct=False)
-    return allk.group_by("user_id").aggregate(level=allk.k.max(), ttc_seconds=allk.ttc.min())
+        per_level.append(_reaching(lvl, k, n))
+    return _best_level(per_level)
 
 
 def _levels_unordered(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
