@@ -18,10 +18,9 @@ its own spawned process (so each peak RSS is that step's own) on the same inputs
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
+from _proc import spawned  # noqa: E402
 
 TRUE = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5, "p": 6.0, "q": 3.8, "v": 15.0}
 START = datetime(2024, 1, 1)
@@ -82,43 +84,11 @@ def generate(n: int, seed: int = 11) -> pa.Table:
 # -- measured steps (each runs in a fresh spawned process) ---------------------------------
 
 
-def _peak_mb() -> float:
-    """This process's own peak RSS (MB).
-
-    ``VmHWM`` starts afresh at exec; ``ru_maxrss`` does not (Linux keeps the parent's
-    high-water mark across fork + exec), so it reported the parent's generated data.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
-    try:
-        res, dt = fn(*args)
-        out.put((res, dt, _peak_mb()))
-    except BaseException as e:  # report, so the parent never waits forever
-        import traceback
-
-        out.put(("error", f"{fn.__name__}: {e!r}\n{traceback.format_exc()}"))
-
-
 def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
-    """(result, seconds, peak RSS MB) of ``fn(*args)`` in its own process."""
-    ctx = mp.get_context("spawn")
-    q: Any = ctx.Queue()
-    p = ctx.Process(target=_child, args=(fn, args, q))
-    p.start()
-    res = q.get()
-    p.join()
-    if res[0] == "error":
-        raise RuntimeError(res[1])
-    return res  # type: ignore[no-any-return]
+    """(result, seconds, peak RSS MB) of ``fn(*args)`` in its own process; ``fn`` returns
+    (result, seconds) and times only its own work."""
+    (res, dt), _, peak = spawned(fn, *args)
+    return res, dt, peak
 
 
 Timings = tuple[Any, list[float], float]  # result, seconds of each run, peak RSS MB

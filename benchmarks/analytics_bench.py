@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import multiprocessing as mp
-import resource
 import shutil
 import statistics
 import sys
@@ -35,6 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported by path
+from _proc import spawned  # noqa: E402
 
 STEPS = ["view", "search", "add_to_cart", "checkout", "pay"]
 NEXT_P = [0.55, 0.45, 0.6, 0.7]  # chance to go on to the next step
@@ -179,43 +180,14 @@ def ch_retention_sql(table: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def peak_rss_mib() -> float:
-    """Peak RSS of this process since it started (VmHWM; ru_maxrss would include the
-    parent's memory at fork time, which holds the generated data)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
-    try:
-        t0 = time.perf_counter()
-        res, times = fn(*args)
-        dt = time.perf_counter() - t0
-        out.put((res, times, dt, peak_rss_mib()))
-    except BaseException as e:  # report to the parent instead of leaving it waiting
-        out.put(e)
-
-
 def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[float], float, float]:
     """Run ``fn`` in a fresh process: (result, query times, whole child time, peak RSS).
 
     ``fn`` sets up (imports, connection or session) untimed, then runs the query REPEAT
     times and returns each query's wall time: both sides are compared on query time only.
     """
-    ctx = mp.get_context("spawn")
-    q: Any = ctx.Queue()
-    p = ctx.Process(target=_child, args=(fn, args, q))
-    p.start()
-    res = q.get()
-    p.join()
-    if isinstance(res, BaseException):
-        raise res
-    return res  # type: ignore[no-any-return]
+    (res, times), dt, peak = spawned(fn, *args)
+    return res, times, dt, peak
 
 
 REPEAT = 3
@@ -331,6 +303,29 @@ def load(n_events: int, work: Path) -> tuple[str, str]:
     return str(project), chpath
 
 
+def compare(
+    yy_fn: Callable[..., Any], ch_fn: Callable[..., Any], project: str, chpath: str,
+    repeat: int, show: bool,
+) -> tuple[Any, str]:
+    """Both sides in their own processes, printed; asserts equal answers.
+
+    Returns (the answer, "<best>x best, <median>x median" of yunying / ClickHouse);
+    ``show`` prints each side's answer on its line too.
+    """
+    yy, yt, ywall, ym = measured(yy_fn, project, repeat)
+    ch, ct, cwall, cm = measured(ch_fn, chpath, repeat)
+    for name, times, wall, peak, res in (
+        ("yunying/DuckDB", yt, ywall, ym, yy), ("ClickHouse    ", ct, cwall, cm, ch)
+    ):
+        tail = f"  steps {res}" if show else ""
+        print(f"  {name} : {_fmt(times)}  (process {wall:5.2f} s)  peak RSS {peak:7.0f} MiB{tail}")
+    assert yy == ch, f"answers differ:\nyunying    {yy}\nClickHouse {ch}"
+    ratio = (
+        f"{min(yt) / min(ct):.2f}x best, {statistics.median(yt) / statistics.median(ct):.2f}x median"
+    )
+    return yy, ratio
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -345,25 +340,11 @@ def main(argv: list[str] | None = None) -> None:
         r = a.repeat
         print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events ==")
         print(f"  (query time only, {r} runs each after an untimed connect; same run, same data)")
-        yy, yt, ywall, ym = measured(yy_funnel, project, r)
-        ch, ct, cwall, cm = measured(ch_funnel, chpath, r)
-        print(f"  yunying/DuckDB : {_fmt(yt)}  (process {ywall:5.2f} s)  peak RSS {ym:7.0f} MiB  steps {yy}")
-        print(f"  ClickHouse     : {_fmt(ct)}  (process {cwall:5.2f} s)  peak RSS {cm:7.0f} MiB  steps {ch}")
-        assert yy == ch, f"funnel counts differ: yunying {yy} vs ClickHouse {ch}"
-        print(
-            f"  counts equal; ratio yunying/ClickHouse = {min(yt) / min(ct):.2f}x best, "
-            f"{statistics.median(yt) / statistics.median(ct):.2f}x median"
-        )
+        _, ratio = compare(yy_funnel, ch_funnel, project, chpath, r, show=True)
+        print(f"  counts equal; ratio yunying/ClickHouse = {ratio}")
         print(f"\n== retention: {RET_WEEKS} weekly cohorts (first view), return = view ==")
-        yr, rt, rwall, rm = measured(yy_retention, project, r)
-        cr, crt, crwall, crm = measured(ch_retention, chpath, r)
-        print(f"  yunying/DuckDB : {_fmt(rt)}  (process {rwall:5.2f} s)  peak RSS {rm:7.0f} MiB")
-        print(f"  ClickHouse     : {_fmt(crt)}  (process {crwall:5.2f} s)  peak RSS {crm:7.0f} MiB")
-        assert yr == cr, f"retention differs:\n{yr}\n{cr}"
-        print(
-            f"  cohort matrices equal ({len(yr)} cohorts); ratio = {min(rt) / min(crt):.2f}x best, "
-            f"{statistics.median(rt) / statistics.median(crt):.2f}x median"
-        )
+        yr, ratio = compare(yy_retention, ch_retention, project, chpath, r, show=False)
+        print(f"  cohort matrices equal ({len(yr)} cohorts); ratio = {ratio}")
         print("  first cohort:", yr[0] if yr else [])
         if a.skip_value:
             return
