@@ -619,14 +619,6 @@ def _paid(wh: Any) -> Any:
     return o.filter(o.status == "paid", o.user_id.notnull(), o.amount.notnull())
 
 
-def _to_date(v: Any) -> date:
-    if isinstance(v, pd.Timestamp):
-        return v.date()  # type: ignore[no-any-return]
-    if hasattr(v, "date") and callable(v.date):
-        return v.date()  # type: ignore[no-any-return]
-    return v  # type: ignore[no-any-return]
-
-
 def customer_summary(wh: Any, q: ClvQuery) -> tuple[pd.DataFrame, date]:
     """Per customer from paid orders up to the calibration end: x, t_x, T, mean repeat spend.
 
