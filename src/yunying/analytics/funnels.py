@@ -451,9 +451,10 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     w = wsec * (1_000_000 // unit)
 
     def part(k: np.ndarray) -> tuple[list[int], np.ndarray]:
-        if funnel_pass.compiled is not None and funnel_pass.ready():  # same rule, one pass
+        fast = funnel_pass.loaded()
+        if fast is not None:  # the same rule in one compiled pass
             lim = U64((w << kb) | ((1 << kb) - 1))
-            counts, fastest = funnel_pass.compiled(k, n, kb, shift, lim)
+            counts, fastest = fast(k, n, kb, shift, lim)
             return [int(c) for c in counts], fastest
         reached, span = _reached_sorted(k, n, kb, w)
         users = [distinct_sorted(r >> U64(shift)) for r in reached]
