@@ -303,12 +303,27 @@ def gen_wh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     w.close()
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def pass_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the sorted paths with the NumPy passes, then with the compiled ones."""
+    from yunying.analytics import kernels
+
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "compiled", None)
+    else:
+        kernels.warm()
+        if kernels.compiled is None:
+            pytest.skip("Numba is not installed")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("cohort", ["first_in_range", "first_ever"])
 @pytest.mark.parametrize(("period", "periods"), [("week", 12), ("day", 40), ("month", 2), ("day", 3)])
 @pytest.mark.parametrize("method", ["classic", "rolling"])
 @pytest.mark.parametrize(("start", "ret"), [("search", "add_to_cart"), ("view", "view"), ("pay", None)])
 def test_retention_equals_generic(
     gen_wh: Warehouse,
+    pass_kind: str,
     monkeypatch: pytest.MonkeyPatch,
     cohort: str,
     period: str,
@@ -401,16 +416,16 @@ def test_sort_keys_checks_identities_beside_the_sort(
 
 def test_funnel_without_numba_gives_the_same(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     """The NumPy level pass (used when Numba is not installed) answers the same."""
-    from yunying.analytics import funnel_pass
+    from yunying.analytics import kernels
 
     wh = utc_wh
     wh.truncate("events")
     wh.append_arrow("events", bench.generate(30_000, seed=9))
     q = bench.funnel_query()
-    funnel_pass.warm()
-    assert funnel_pass.ready() == (funnel_pass.compiled is not None)
+    kernels.warm()
+    assert kernels.ready() == (kernels.compiled is not None)
     with_numba = funnels._funnel_sorted(wh, q)
-    monkeypatch.setattr(funnel_pass, "compiled", None)
+    monkeypatch.setattr(kernels, "compiled", None)
     without = funnels._funnel_sorted(wh, q)
     assert with_numba is not None and without is not None
     assert with_numba[0] == without[0] and with_numba[0][-1] > 0

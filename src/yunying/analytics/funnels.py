@@ -24,6 +24,7 @@ generic expressions on generated data.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -33,10 +34,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from yunying.analytics import funnel_pass
+from yunying.analytics import kernels
 from yunying.analytics.common import (
     OTHER,
     Breakdown,
@@ -347,6 +347,9 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     When each event matches at most one step, ``k`` is the event's position in the step
     list (``list_position``, NULL for other events) and rows are kept where it is set:
     DuckDB plans an ``IN`` list as a join, and a CASE costs a fifth more than the lookup.
+    Step-1 rows past the range are dropped later, in NumPy (``_low_of``): a filter
+    ``k <> 1 OR ts < end`` here makes DuckDB copy every column of the 5M rows out of
+    their vectors, and that costs more than the query's scan.
     """
     events = [s.event for s in q.steps]
     if len(set(events)) != len(events) or any(s.filters for s in q.steps):
@@ -357,20 +360,41 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     t = apply_filters(engine, t.filter(t.ts >= start, t.ts <= end + q.window), q.filters)
     k = _list_position(ibis.literal(events, type="array<string>"), t.event)
     r = t.select("user_id", "ts", k=k.cast("int32"))
-    r = r.filter(r.k.notnull(), (r.k != 1) | (r.ts < end))
-    return str(wh.con.compile(r))
+    return str(wh.con.compile(r.filter(r.k.notnull())))
 
 
-_INEXACT = 1 << 62  # set in ``low`` when a time is not a whole number of units
+class _Inexact(Exception):
+    """A time is not a whole number of the assumed unit: pack again in a finer one."""
 
 
-def _rows_sql(rows: str, t0: int, unit: int, kb: int) -> str:
-    """Per row: ``user_id`` and ``low`` = (time in ``unit`` since ``t0``) << kb | k, with
-    bit 62 set when the time is not a whole number of ``unit`` (then a finer unit)."""
-    return (
-        f"SELECT user_id, (((epoch_us(ts) - {t0}) // {unit}) << {kb}) | k "
-        f"| ((epoch_us(ts) % {unit} <> 0)::BIGINT << 62) AS low FROM ({rows}) AS _r"
-    )
+def _low_of(t0: int, unit: int, kb: int, end_us: int) -> Callable[[pa.RecordBatch], np.ndarray]:
+    """Per fetched batch (``ts``, ``k``): ``low = (time in unit since t0) << kb | k``,
+    with ``k`` = 0 (no step) for step-1 rows at or after the range's end; raises
+    ``_Inexact`` when a time is not a whole number of ``unit``."""
+
+    def low(b: pa.RecordBatch) -> np.ndarray:
+        ts = _ts_array(b.column("ts"))
+        k = b.column("k").to_numpy(zero_copy_only=False).astype(U64)
+        k[(k == 1) & (ts >= end_us)] = 0
+        t = ts - t0
+        if unit > 1:
+            qt = t // unit
+            if not np.array_equal(qt * unit, t):
+                raise _Inexact
+            t = qt
+        t = t.view(U64)
+        t <<= U64(kb)
+        t |= k
+        return t
+
+    return low
+
+
+def _ts_array(col: pa.Array) -> np.ndarray:
+    """Microseconds since 1970 of a timestamp column (a view when it has no nulls)."""
+    if col.type != pa.timestamp("us"):
+        col = col.cast(pa.timestamp("us"))
+    return col.to_numpy(zero_copy_only=False).view(np.int64)
 
 
 def _reached_sorted(
@@ -430,19 +454,20 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     t0 = _ts_us(start)
     t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
     wsec = int(q.window.total_seconds())
-    rows_sql = _sorted_rows_sql(wh, q)
-    unit = _UNITS[0]
-    while True:
+    tab = fetch_arrow(wh, _sorted_rows_sql(wh, q))
+    end_us = _ts_us(end)
+    for unit in _UNITS:  # the coarsest unit in which every time is a whole number
         tb = max(t_max // unit, 1).bit_length() + 1  # a spare bit: see _reached_sorted
         if 64 - tb - kb < _MIN_BUCKET_BITS:
             return None
-        tab = fetch_arrow(wh, _rows_sql(rows_sql, t0, unit, kb))
-        top = pc.max(tab.column("low")).as_py() if tab.num_rows else None
-        if top is None or top < _INEXACT:
+        try:
+            key, h, check = row_keys(wh, tab, tb + kb, _low_of(t0, unit, kb, end_us))
             break
-        unit = _UNITS[_UNITS.index(unit) + 1]  # finer times than assumed: query again
+        except _Inexact:
+            continue
+    else:  # pragma: no cover - microseconds are always whole
+        return None
     shift = tb + kb
-    key, h, check = row_keys(wh, tab, shift)
     del tab
     key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
@@ -451,10 +476,10 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
     w = wsec * (1_000_000 // unit)
 
     def part(k: np.ndarray) -> tuple[list[int], np.ndarray]:
-        fast = funnel_pass.loaded()
-        if fast is not None:  # the same rule in one compiled pass
+        ks = kernels.loaded()
+        if ks is not None:  # the same rule in one compiled pass
             lim = U64((w << kb) | ((1 << kb) - 1))
-            counts, fastest = fast(k, n, kb, shift, lim)
+            counts, fastest = ks.funnel_levels(k, n, kb, shift, lim)
             return [int(c) for c in counts], fastest
         reached, span = _reached_sorted(k, n, kb, w)
         users = [distinct_sorted(r >> U64(shift)) for r in reached]

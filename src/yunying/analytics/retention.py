@@ -23,8 +23,10 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from yunying.analytics import kernels
 from yunying.analytics.common import (
     DateRange,
     EventSpec,
@@ -41,6 +43,7 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
+    LowOf,
     fetch_arrow,
     group_starts,
     halves,
@@ -262,17 +265,10 @@ def _retention_sorted(
         lts=local_ts(engine, t.ts, tz),
         code=is_s.cast("int64") * 2 + is_r.cast("int64"),
     )
-    rows_sql = str(wh.con.compile(rows))
     tb = cap.bit_length()
     shift = tb + _CODE_BITS
-    # d: local day number relative to the range (1 = its first day, 0 = before it);
-    # integer microseconds, no date_trunc (DuckDB's // truncates, hence the CASE)
-    x = f"(epoch_us(lts) - {day0 * _DAY_US})"
-    day_sql = f"CASE WHEN {x} < 0 THEN 0 ELSE LEAST({x} // {_DAY_US} + 1, {cap}) END"
-    tab = fetch_arrow(
-        wh, f"SELECT user_id, (({day_sql}) << {_CODE_BITS}) | code AS low FROM ({rows_sql}) AS _r"
-    )
-    key, h, check = row_keys(wh, tab, shift)
+    tab = fetch_arrow(wh, str(wh.con.compile(rows)))
+    key, h, check = row_keys(wh, tab, shift, _low_of(day0, cap))
     del tab
     key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
@@ -289,6 +285,28 @@ def _retention_sorted(
     return sizes, cells, hits
 
 
+def _low_of(day0: int, cap: int) -> LowOf:
+    """Per fetched batch (``lts``, ``code``): ``low = d << _CODE_BITS | code`` with d the
+    local day relative to the range (1 = its first day, 0 = before it, at most ``cap``).
+    Integer microseconds in NumPy: cheaper than the same arithmetic in the query."""
+    base = day0 * _DAY_US
+
+    def low(b: pa.RecordBatch) -> np.ndarray:
+        x = b.column("lts").cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).view(np.int64)
+        d = x - base
+        before = d < 0
+        d //= _DAY_US
+        d += 1
+        np.minimum(d, cap, out=d)
+        d[before] = 0
+        u = d.view(U64)
+        u <<= U64(_CODE_BITS)
+        u |= b.column("code").to_numpy(zero_copy_only=False).astype(U64)
+        return u
+
+    return low
+
+
 def _retention_part(
     key: np.ndarray, q: RetentionQuery, tb: int, day0: int, last_day: int | None
 ) -> tuple[np.ndarray, pd.DataFrame, dict[int, int]]:
@@ -300,6 +318,21 @@ def _retention_part(
     shift = tb + _CODE_BITS
     period_of = _periods_of_days(np.arange(1 << tb, dtype=np.int64) + (day0 - 1), q.period)
     period_of = period_of.astype(np.int32)
+    ld = -(2**62) if last_day is None else last_day - (day0 - 1)  # relative, like cd
+    ks = kernels.loaded()
+    if ks is not None:  # the same rules in one compiled pass
+        days, counts, hit = ks.retention_cells(
+            key, tb, shift, period_of, q.periods, q.method == "rolling", ld
+        )
+        if q.method == "rolling":  # counts by last period: retained at n = on or after n
+            counts = counts[:, ::-1].cumsum(axis=1)[:, ::-1]
+        ci, ni = np.nonzero(counts)
+        cells = pd.DataFrame({"c": ci + int(period_of[0]), "n": ni, "users": counts[ci, ni]})
+        return (
+            days.astype(np.int64) + (day0 - 1),
+            cells,
+            {day: int(h) for day, h in zip(SUMMARY_DAYS, hit, strict=True)},
+        )
     starts = group_starts(key, shift)
     users = starts.size
     code = _low_byte(key) & np.uint8(3)
@@ -344,7 +377,6 @@ def _retention_part(
     ci, ni = np.nonzero(cnt)
     cells = pd.DataFrame({"c": ci + base, "n": ni, "users": cnt[ci, ni]})
     hits: dict[int, int] = {}
-    ld = -(2**62) if last_day is None else last_day - (day0 - 1)  # relative, like cd
     for day in SUMMARY_DAYS:
         hit = ru[(dn == day) if q.method == "classic" else (dn >= day)]  # sorted users
         hu = hit[np.r_[True, hit[1:] != hit[:-1]]] if hit.size else hit

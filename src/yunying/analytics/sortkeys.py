@@ -184,21 +184,26 @@ def _pack(ch: pa.Array, tagged: bool) -> np.ndarray:
     return v * _MIX
 
 
+LowOf = Callable[[pa.RecordBatch], np.ndarray]
+
+
 def row_keys(
-    wh: Any, tab: pa.Table, shift: int
+    wh: Any, tab: pa.Table, shift: int, low_of: LowOf
 ) -> tuple[np.ndarray, np.ndarray, Future[int] | None]:
-    """Per fetched row (``user_id``, ``low``): ``key = identity bucket | low`` (``low``
-    must fit in ``shift`` bits), the identity, and, for long ids, the pending distinct
-    check (its count must equal the distinct identities)."""
-    got = _short_keys(tab, shift)
+    """Per fetched row: ``key = identity bucket | low``, where ``low_of(batch)`` gives the
+    batch's low bits (they must fit in ``shift`` bits; it may raise to reject the layout),
+    the identity, and, for long ids, the pending distinct check (its count must equal the
+    distinct identities)."""
+    got = _short_keys(tab, shift, low_of)
     if got is not None:
         return got[0], got[1], None
+    batches = [b for b in tab.to_batches() if b.num_rows]
+    low = np.concatenate([low_of(b) for b in batches]) if batches else np.zeros(0, U64)
     h, check = hashes_and_check(wh, tab)
-    low = tab.column("low").combine_chunks().to_numpy(zero_copy_only=False)
-    return ((h >> U64(shift)) << U64(shift)) | low.view(U64), h, check
+    return ((h >> U64(shift)) << U64(shift)) | low, h, check
 
 
-def _short_keys(tab: pa.Table, shift: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _short_keys(tab: pa.Table, shift: int, low_of: LowOf) -> tuple[np.ndarray, np.ndarray] | None:
     """``row_keys`` for short ids, batch by batch on two threads into one output."""
     batches = [b for b in tab.to_batches() if b.num_rows]
     starts = np.cumsum([0] + [b.num_rows for b in batches])
@@ -213,10 +218,12 @@ def _short_keys(tab: pa.Table, shift: int) -> tuple[np.ndarray, np.ndarray] | No
     def run(idx: list[int]) -> None:
         for i in idx:
             h = _pack(batches[i].column("user_id"), tagged)
-            low = batches[i].column("low").to_numpy(zero_copy_only=False).view(U64)
+            low = low_of(batches[i])
             a, b = starts[i], starts[i + 1]
             ident[a:b] = h
-            key[a:b] = ((h >> s) << s) | low
+            np.right_shift(h, s, out=h)
+            np.left_shift(h, s, out=h)
+            np.bitwise_or(h, low, out=key[a:b])
 
     order = list(range(len(batches)))
     groups = [order[: len(order) // 2], order[len(order) // 2 :]] if key.size >= _SPLIT_ROWS else [order]

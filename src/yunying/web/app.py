@@ -103,9 +103,9 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from yunying.analytics import funnel_pass
+        from yunying.analytics import kernels
 
-        funnel_pass.warm_in_background()  # a server answers many funnels: load it once
+        kernels.warm_in_background()  # a server answers many queries: load them once
         thread = None
         if flush_interval:
             thread = threading.Thread(target=_flusher, args=(app, stop, flush_interval), daemon=True)

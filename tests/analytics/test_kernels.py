@@ -1,0 +1,191 @@
+"""The compiled passes equal the NumPy passes on the same keys: the ordered funnel's
+levels, and retention's cohort cells and D1/D7/D30 hits."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yunying.analytics import kernels, retention
+from yunying.analytics.common import DateRange, period_of_date
+from yunying.analytics.funnels import _reached_sorted
+from yunying.analytics.retention import RetentionQuery
+from yunying.analytics.sortkeys import U64, distinct_sorted, group_starts
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _loaded() -> None:
+    """Build and load the compiled pass (a no-op without Numba)."""
+    kernels.warm()
+
+
+def passes(name: str) -> list[Any]:
+    """The plain-Python pass and, when Numba is installed, the compiled one."""
+    out = [getattr(kernels.reference, name)]
+    if kernels.compiled is not None:
+        out.append(getattr(kernels.compiled, name))
+    return out
+
+
+def numpy_pass(key: np.ndarray, n: int, kb: int, shift: int, w: int) -> tuple[list[int], list[int]]:
+    """What ``_funnel_sorted`` computes without Numba: users per level, fastest spans."""
+    reached, span = _reached_sorted(key, n, kb, w)
+    users = [distinct_sorted(r >> U64(shift)) for r in reached]
+    last = reached[-1]
+    fastest = np.minimum.reduceat(span, group_starts(last, shift)) if last.size else span
+    return users, [int(x) for x in fastest]
+
+
+def keys(rows: list[tuple[int, int, int]], kb: int, tb: int) -> tuple[np.ndarray, int]:
+    """Sorted keys ``user | time | step`` as ``_funnel_sorted`` packs them (spare bit)."""
+    shift = tb + kb
+    k = np.array(sorted((u << shift) | (t << kb) | c for u, t, c in rows), dtype=np.uint64)
+    return k, shift
+
+
+def run_both(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
+    kb = n.bit_length()
+    tb = max(max((t for _, t, _ in rows), default=1), 1).bit_length() + 1
+    key, shift = keys(rows, kb, tb)
+    lim = U64((w << kb) | ((1 << kb) - 1))
+    want = numpy_pass(key, n, kb, shift, w)
+    for fn in passes("funnel_levels"):
+        users, spans = fn(key, n, kb, shift, lim)
+        assert ([int(u) for u in users], [int(s) for s in spans]) == want
+
+
+def test_by_hand() -> None:
+    # user 1: 1@0, 2@5, 3@9 within w=10 -> level 3, span 9; a later start 1@20, 2@21
+    # user 2: 2@0 without a start, then 1@3, 2@14 (outside w=10) -> level 1
+    # user 3: 1@0, 1@4, 2@13 (within the second start), 3@14 -> level 3, span 10
+    rows = [(1, 0, 1), (1, 5, 2), (1, 9, 3), (1, 20, 1), (1, 21, 2),
+            (2, 0, 2), (2, 3, 1), (2, 14, 2),
+            (3, 0, 1), (3, 4, 1), (3, 13, 2), (3, 14, 3)]
+    kb, tb = 2, 6
+    key, shift = keys(rows, kb, tb)
+    lim = U64((10 << kb) | 3)
+    for fn in passes("funnel_levels"):
+        users, spans = fn(key, 3, kb, shift, lim)
+        assert list(users) == [3, 2, 2]
+        assert list(spans) == [9, 10]
+    run_both(rows, 3, 10)
+
+
+def test_window_bound_is_inclusive_and_other_users_never_chain() -> None:
+    rows = [(5, 0, 1), (5, 10, 2), (6, 11, 2), (7, 0, 1), (7, 11, 2)]
+    run_both(rows, 2, 10)
+
+
+def test_empty() -> None:
+    run_both([], 3, 10)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 4)), max_size=60
+    ),
+    n=st.integers(2, 4),
+    w=st.integers(0, 15),
+)
+@settings(max_examples=300, deadline=None)
+def test_generated_rows(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
+    run_both([(u, t, min(c, n)) for u, t, c in rows], n, w)
+
+
+def test_compiled_on_a_million_rows() -> None:
+    if kernels.compiled is None:
+        pytest.skip("Numba is not installed")
+    rng = np.random.default_rng(3)
+    m = 1_000_000
+    u = rng.integers(0, 50_000, m)
+    t = rng.integers(0, 1 << 20, m)
+    c = rng.integers(1, 6, m)
+    kb, tb = 3, 21
+    shift = tb + kb
+    key = np.sort((u.astype(np.uint64) << U64(shift)) | (t.astype(np.uint64) << U64(kb)) | c.astype(np.uint64))
+    w = 5000
+    users, spans = kernels.compiled.funnel_levels(key, 5, kb, shift, U64((w << kb) | 7))
+    assert ([int(x) for x in users], [int(s) for s in spans]) == numpy_pass(key, 5, kb, shift, w)
+
+
+def retention_numpy(
+    key: np.ndarray, q: RetentionQuery, tb: int, day0: int, last_day: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[list[int], list[tuple[int, int, int]], dict[int, int]]:
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "compiled", None)
+        days, cells, hits = retention._retention_part(key.copy(), q, tb, day0, last_day)
+    return sorted(days.tolist()), sorted(map(tuple, cells.to_numpy().tolist())), hits
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 60), st.integers(1, 3)), max_size=80
+    ),
+    period=st.sampled_from(["day", "week", "month"]),
+    periods=st.integers(1, 8),
+    method=st.sampled_from(["classic", "rolling"]),
+    last=st.one_of(st.none(), st.integers(0, 70)),
+)
+@settings(max_examples=200, deadline=None)
+def test_retention_cells_equal_numpy(
+    rows: list[tuple[int, int, int]], period: str, periods: int, method: str, last: int | None
+) -> None:
+    """Users 0..5, relative days 0..60 (0 = before the range), codes start/return/both."""
+    with pytest.MonkeyPatch.context() as mp:
+        check_retention(rows, period, periods, method, last, mp)
+
+
+def check_retention(
+    rows: list[tuple[int, int, int]], period: str, periods: int, method: str,
+    last: int | None, mp: pytest.MonkeyPatch,
+) -> None:
+    tb = 7
+    shift = tb + retention._CODE_BITS
+    key = np.array(sorted((u << shift) | (d << 2) | c for u, d, c in rows), dtype=np.uint64)
+    q = RetentionQuery(
+        start_event="s", period=period, periods=periods, method=method,  # type: ignore[arg-type]
+        dates=DateRange(**{"from": date(2024, 1, 29), "to": date(2024, 3, 1)}),
+    )
+    day0 = period_of_date(q.dates.from_, "day")
+    last_day = None if last is None else day0 - 1 + last
+    want = retention_numpy(key, q, tb, day0, last_day, mp)
+    period_of = retention._periods_of_days(
+        np.arange(1 << tb, dtype=np.int64) + (day0 - 1), period
+    ).astype(np.int32)
+    ld = -(2**62) if last_day is None else last_day - (day0 - 1)
+    for fn in passes("retention_cells"):
+        days, counts, hits = fn(key, tb, shift, period_of, periods, method == "rolling", ld)
+        if method == "rolling":
+            counts = counts[:, ::-1].cumsum(axis=1)[:, ::-1]
+        ci, ni = np.nonzero(counts)
+        cells = sorted(zip((ci + period_of[0]).tolist(), ni.tolist(), counts[ci, ni].tolist(), strict=True))
+        got = (
+            sorted((days.astype(np.int64) + day0 - 1).tolist()),
+            cells,
+            dict(zip(retention.SUMMARY_DAYS, map(int, hits), strict=True)),
+        )
+        assert got == want
+
+
+def test_retention_cells_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weekly, classic: user 1 starts on day 3 (before it, a return on day 1 that does not
+    count) and returns on days 4 and 10; user 2 only returns; user 3 starts on day 0
+    (before the range: no cohort)."""
+    rows = [(1, 1, 1), (1, 3, 2), (1, 4, 1), (1, 10, 1), (2, 5, 1), (3, 0, 2), (3, 8, 1)]
+    check_retention(rows, "week", 3, "classic", None, monkeypatch)
+    tb = 7
+    shift = tb + retention._CODE_BITS
+    key = np.array(sorted((u << shift) | (d << 2) | c for u, d, c in rows), dtype=np.uint64)
+    period_of = (np.arange(1 << tb, dtype=np.int32) + 4) // 7  # week of relative day
+    for fn in passes("retention_cells"):
+        days, counts, hits = fn(key, tb, shift, period_of, 3, False, 100)
+        assert days.tolist() == [3]
+        c = period_of[3] - period_of[0]
+        assert counts[c].tolist() == [1, 1, 0, 0]  # day 4: same week; day 10: week +1
+        assert hits.tolist() == [1, 1, 0]  # day 4 = D1, day 10 = D7
