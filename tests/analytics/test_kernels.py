@@ -7,11 +7,12 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yunying.analytics import kernels, retention
+from yunying.analytics import kernels, retention, sortkeys
 from yunying.analytics.common import DateRange, period_of_date
 from yunying.analytics.funnels import _reached_sorted
 from yunying.analytics.retention import RetentionQuery
@@ -189,3 +190,71 @@ def test_retention_cells_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         c = period_of[3] - period_of[0]
         assert counts[c].tolist() == [1, 1, 0, 0]  # day 4: same week; day 10: week +1
         assert hits.tolist() == [1, 1, 0]  # day 4 = D1, day 10 = D7
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[str], list[int], list[int]]:
+    """Short ids (0..8 bytes, some non-ASCII), µs times around t0, codes 0..3."""
+    n = draw(st.integers(0, 40))
+    ids = draw(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=4)
+                        .filter(lambda x: len(x.encode()) <= 8), min_size=n, max_size=n))
+    ts = draw(st.lists(st.integers(-3 * 86_400, 9 * 86_400).map(lambda x: x * 1_000_000)
+                       | st.integers(-(10**12), 10**12), min_size=n, max_size=n))
+    codes = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    return ids, ts, codes
+
+
+T0_US = 1_704_067_200_000_000
+
+
+@given(
+    b=batches(),
+    spec=st.sampled_from([
+        sortkeys.Low("ts", "k", T0_US, 1_000_000, 3, exact=True, drop_code=1, end_us=T0_US + 86_400 * 10**6),
+        sortkeys.Low("ts", "k", T0_US, 1_000, 3, exact=True),
+        sortkeys.Low("ts", "k", T0_US, 1, 2),
+        sortkeys.Low("ts", "k", T0_US, 86_400 * 10**6, 2, cap=5),
+    ]),
+    code_type=st.sampled_from([pa.int32(), pa.int64()]),
+)
+@settings(max_examples=300, deadline=None)
+def test_pack_keys_equals_numpy(
+    b: tuple[list[str], list[int], list[int]], spec: sortkeys.Low, code_type: pa.DataType
+) -> None:
+    """The compiled packing writes the keys and identities ``_pack`` and ``Low.numpy``
+    give, and rejects inexact times exactly when NumPy does."""
+    ids, ts, codes = b
+    if spec.cap < 0:  # times before t0 occur only where the spec caps days (retention)
+        ts = [abs(t) for t in ts]
+    batch = pa.record_batch({
+        "user_id": pa.array(ids, pa.string()),
+        "ts": pa.array([T0_US + t for t in ts], pa.timestamp("us")),
+        "k": pa.array(codes, code_type),
+    })
+    tagged = sortkeys._id_format([batch.column("user_id")])
+    assert tagged is not None
+    shift = 50  # time bits: up to 10**12 µs << 3
+    ident_want = sortkeys._pack(batch.column("user_id"), tagged)
+    try:
+        low = spec.numpy(batch)
+    except sortkeys.Inexact:
+        low = None
+    ch = batch.column("user_id")
+    data = ch.buffers()[2]
+    raw = np.zeros(9, np.uint8)  # at least 9 bytes (kernels.words), the ids' bytes first
+    if data is not None:
+        got = np.frombuffer(data, np.uint8)
+        raw = np.concatenate([got, raw]) if got.size < 9 else got
+    for fn in passes("pack_keys"):
+        key = np.zeros(len(ids), U64)
+        ident = np.zeros(len(ids), U64)
+        with np.errstate(over="ignore"):
+            ok = fn(sortkeys._offsets(ch), kernels.words(raw), raw, tagged, sortkeys.ts_array(batch.column("ts")), batch.column("k").to_numpy(),
+                    spec.t0, spec.unit, spec.exact, spec.cap, spec.drop_code, spec.end_us,
+                    spec.code_bits, shift, key, ident)
+        assert ok == (low is not None)
+        if ok:
+            assert low is not None
+            assert ident.tolist() == ident_want.tolist()
+            want = ((ident_want >> U64(shift)) << U64(shift)) | low
+            assert key.tolist() == want.tolist()

@@ -112,6 +112,7 @@ event_st = st.tuples(
 )
 def test_funnel_equals_generic(
     utc_wh: Warehouse,
+    pass_kind: str,
     rows: list[tuple[int, str, int, int, str, int]],
     steps: list[str],
     window_h: int,
@@ -147,7 +148,7 @@ def test_funnel_equals_generic(
     assert [s.users for s in run_funnel(wh, q).steps] == want_users
 
 
-def test_funnel_on_benchmark_data(utc_wh: Warehouse) -> None:
+def test_funnel_on_benchmark_data(utc_wh: Warehouse, pass_kind: str) -> None:
     wh = utc_wh
     wh.truncate("events")
     wh.append_arrow("events", bench.generate(30_000, seed=5))
@@ -243,7 +244,9 @@ def test_short_ids_are_exact() -> None:
     assert short_ids(pa.chunked_array([["a", None]])) is None
 
 
-def test_eight_byte_ids_need_no_check(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eight_byte_ids_need_no_check(
+    utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch, pass_kind: str
+) -> None:
     """The demo's ids (``u`` and 7 digits) take the exact short-id path: no hash check."""
     wh = utc_wh
     wh.truncate("events")

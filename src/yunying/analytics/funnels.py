@@ -24,7 +24,6 @@ generic expressions on generated data.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -52,6 +51,8 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
+    Inexact,
+    Low,
     distinct_sorted,
     fetch_arrow,
     group_starts,
@@ -347,9 +348,9 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     When each event matches at most one step, ``k`` is the event's position in the step
     list (``list_position``, NULL for other events) and rows are kept where it is set:
     DuckDB plans an ``IN`` list as a join, and a CASE costs a fifth more than the lookup.
-    Step-1 rows past the range are dropped later, in NumPy (``_low_of``): a filter
-    ``k <> 1 OR ts < end`` here makes DuckDB copy every column of the 5M rows out of
-    their vectors, and that costs more than the query's scan.
+    Step-1 rows past the range lose their step later, while packing keys
+    (``sortkeys.Low.drop_code``): a filter ``k <> 1 OR ts < end`` here makes DuckDB copy
+    every column of the 5M rows out of their vectors, which costs more than the scan.
     """
     events = [s.event for s in q.steps]
     if len(set(events)) != len(events) or any(s.filters for s in q.steps):
@@ -361,40 +362,6 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     k = _list_position(ibis.literal(events, type="array<string>"), t.event)
     r = t.select("user_id", "ts", k=k.cast("int32"))
     return str(wh.con.compile(r.filter(r.k.notnull())))
-
-
-class _Inexact(Exception):
-    """A time is not a whole number of the assumed unit: pack again in a finer one."""
-
-
-def _low_of(t0: int, unit: int, kb: int, end_us: int) -> Callable[[pa.RecordBatch], np.ndarray]:
-    """Per fetched batch (``ts``, ``k``): ``low = (time in unit since t0) << kb | k``,
-    with ``k`` = 0 (no step) for step-1 rows at or after the range's end; raises
-    ``_Inexact`` when a time is not a whole number of ``unit``."""
-
-    def low(b: pa.RecordBatch) -> np.ndarray:
-        ts = _ts_array(b.column("ts"))
-        k = b.column("k").to_numpy(zero_copy_only=False).astype(U64)
-        k[(k == 1) & (ts >= end_us)] = 0
-        t = ts - t0
-        if unit > 1:
-            qt = t // unit
-            if not np.array_equal(qt * unit, t):
-                raise _Inexact
-            t = qt
-        t = t.view(U64)
-        t <<= U64(kb)
-        t |= k
-        return t
-
-    return low
-
-
-def _ts_array(col: pa.Array) -> np.ndarray:
-    """Microseconds since 1970 of a timestamp column (a view when it has no nulls)."""
-    if col.type != pa.timestamp("us"):
-        col = col.cast(pa.timestamp("us"))
-    return col.to_numpy(zero_copy_only=False).view(np.int64)
 
 
 def _reached_sorted(
@@ -461,9 +428,10 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
         if 64 - tb - kb < _MIN_BUCKET_BITS:
             return None
         try:
-            key, h, check = row_keys(wh, tab, tb + kb, _low_of(t0, unit, kb, end_us))
+            low = Low("ts", "k", t0, unit, kb, exact=True, drop_code=1, end_us=end_us)
+            key, h, check = row_keys(wh, tab, tb + kb, low)
             break
-        except _Inexact:
+        except Inexact:
             continue
     else:  # pragma: no cover - microseconds are always whole
         return None

@@ -12,6 +12,8 @@ compiled by Numba, one user at a time.
   ``_reached_sorted`` (the key layout with its spare bit makes the two the same test).
 - ``retention_cells``: a user's first start row gives the cohort day; their return rows
   (in day order) give the periods retained and the D1/D7/D30 hits.
+- ``pack_keys``: a batch's short user ids and times into keys (``sortkeys``), in one pass
+  instead of about fifteen NumPy ones.
 
 Numba compiles once per install (a few seconds, cached on disk) and then needs about
 0.4 s per process to load the code: more than a pass saves on one query (45–70 ms on 5M
@@ -153,14 +155,81 @@ def _retention_cells(
     return days[:m].copy(), counts, hits
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # as sortkeys: odd, a bijection modulo 2**64
+
+
+def _pack_keys(
+    offs: np.ndarray, at: np.ndarray, data: np.ndarray, tagged: bool, ts: np.ndarray,
+    code: np.ndarray,
+    t0: int, unit: int, exact: bool, cap: int, drop_code: int, end_us: int,
+    code_bits: int, shift: int, key: np.ndarray, ident: np.ndarray,
+) -> bool:
+    """``sortkeys._pack`` and ``sortkeys.Low.numpy`` in one pass over a batch of short ids
+    (at most 8 bytes, checked by the caller): writes ``ident`` and ``key``; False when
+    ``exact`` and a time is not a whole number of ``unit``. ``at`` views ``data`` as
+    8-byte words starting at every byte (``sortkeys.words``): one unaligned load per id,
+    four times faster than reading its bytes one by one, which only the last ids do."""
+    inv = 1.0 / unit
+    sh = np.uint64(shift)
+    cb = np.uint64(code_bits)
+    for i in range(ts.size):
+        s = offs[i]
+        ln = offs[i + 1] - s
+        if s < at.size:
+            v = at[s] & ((np.uint64(1) << np.uint64(8 * ln)) - np.uint64(1)) if ln < 8 else at[s]
+        else:
+            v = np.uint64(0)
+            for j in range(ln):
+                v |= np.uint64(data[s + j]) << np.uint64(8 * j)
+        if tagged:
+            v |= np.uint64(ln) << np.uint64(56)
+        h = v * _MIX
+        c = np.int64(code[i])
+        if c == drop_code and ts[i] >= end_us:
+            c = 0
+        t = np.int64(ts[i] - t0)
+        q = np.int64(np.floor(t * inv))  # then corrected: exact integer division
+        r = t - q * unit
+        while r < 0:
+            q -= 1
+            r += unit
+        while r >= unit:
+            q += 1
+            r -= unit
+        if cap >= 0:
+            q = 0 if t < 0 else min(q + 1, cap)
+        elif exact and r != 0:
+            return False
+        ident[i] = h
+        key[i] = ((h >> sh) << sh) | (np.uint64(q) << cb) | np.uint64(c)
+    return True
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view: Arrow's zero-copy arrays are read-only, and Numba compiles
+    read-only and writable inputs apart, so ``pack_keys`` always gets read-only ones (the
+    kind ``warm`` loaded) instead of compiling again mid-query."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def words(data: np.ndarray) -> np.ndarray:
+    """The 8-byte little-endian words starting at each byte of ``data`` that has 7 more
+    after it (a strided view, no copy). ``data`` must hold at least 9 bytes, so the view
+    has two or more words and Numba types it as the one strided layout it compiled."""
+    return np.ndarray((data.size - 7,), dtype="<u8", buffer=data, strides=(1,))
+
+
 class Kernels(NamedTuple):
     """The passes, plain Python (``reference``) or compiled (``compiled``)."""
 
     funnel_levels: Callable[..., tuple[np.ndarray, np.ndarray]]
     retention_cells: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+    pack_keys: Callable[..., bool]
 
 
-reference = Kernels(_funnel_levels, _retention_cells)  # for tests on small inputs
+reference = Kernels(_funnel_levels, _retention_cells, _pack_keys)  # for tests on small inputs
 compiled: Kernels | None = None
 _lock = threading.Lock()
 
@@ -193,6 +262,13 @@ def warm() -> None:
         ks = compiled
     ks.funnel_levels(np.zeros(1, np.uint64), 2, 2, 8, np.uint64(0))
     ks.retention_cells(np.zeros(1, np.uint64), 2, 4, np.zeros(4, np.int32), 1, False, 0)
+    for code in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # funnel, retention codes
+        data = readonly(np.zeros(9, np.uint8))
+        ks.pack_keys(
+            readonly(np.zeros(2, np.int32)), words(data), data, False,
+            readonly(np.zeros(1, np.int64)), readonly(code),
+            0, 1, False, -1, -1, 0, 2, 8, np.zeros(1, np.uint64), np.zeros(1, np.uint64),
+        )
 
 
 def warm_in_background() -> None:

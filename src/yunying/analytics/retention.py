@@ -23,7 +23,6 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from yunying.analytics import kernels
@@ -43,7 +42,7 @@ from yunying.analytics.common import (
 )
 from yunying.analytics.sortkeys import (
     U64,
-    LowOf,
+    Low,
     fetch_arrow,
     group_starts,
     halves,
@@ -268,7 +267,8 @@ def _retention_sorted(
     tb = cap.bit_length()
     shift = tb + _CODE_BITS
     tab = fetch_arrow(wh, str(wh.con.compile(rows)))
-    key, h, check = row_keys(wh, tab, shift, _low_of(day0, cap))
+    low = Low("lts", "code", day0 * _DAY_US, _DAY_US, _CODE_BITS, cap=cap)
+    key, h, check = row_keys(wh, tab, shift, low)
     del tab
     key, distinct = sort_keys(key, h, 64 - shift, shift)
     del h
@@ -283,28 +283,6 @@ def _retention_sorted(
     cells = pd.concat([p[1] for p in done]).groupby(["c", "n"], as_index=False)["users"].sum()
     hits = {day: sum(p[2][day] for p in done) for day in SUMMARY_DAYS}
     return sizes, cells, hits
-
-
-def _low_of(day0: int, cap: int) -> LowOf:
-    """Per fetched batch (``lts``, ``code``): ``low = d << _CODE_BITS | code`` with d the
-    local day relative to the range (1 = its first day, 0 = before it, at most ``cap``).
-    Integer microseconds in NumPy: cheaper than the same arithmetic in the query."""
-    base = day0 * _DAY_US
-
-    def low(b: pa.RecordBatch) -> np.ndarray:
-        x = b.column("lts").cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).view(np.int64)
-        d = x - base
-        before = d < 0
-        d //= _DAY_US
-        d += 1
-        np.minimum(d, cap, out=d)
-        d[before] = 0
-        u = d.view(U64)
-        u <<= U64(_CODE_BITS)
-        u |= b.column("code").to_numpy(zero_copy_only=False).astype(U64)
-        return u
-
-    return low
 
 
 def _retention_part(

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
+
+from yunying.analytics import kernels
 
 U64 = np.uint64
 R = TypeVar("R")
@@ -184,27 +187,81 @@ def _pack(ch: pa.Array, tagged: bool) -> np.ndarray:
     return v * _MIX
 
 
-LowOf = Callable[[pa.RecordBatch], np.ndarray]
+class Inexact(Exception):
+    """A time is not a whole number of the assumed unit: pack again in a finer one."""
+
+
+@dataclass(frozen=True)
+class Low:
+    """How a fetched row's time and code become a key's low bits (below the user bucket):
+    ``low = q << code_bits | code`` with ``q = floor((time - t0) / unit)``.
+
+    - ``exact``: raise ``Inexact`` when a time is not a whole number of ``unit``;
+    - ``cap`` (days): ``q + 1`` at most ``cap``, and 0 for times before ``t0``;
+    - ``drop_code``: that code becomes 0 (no code) at or after ``end_us``.
+
+    The same arithmetic runs in NumPy (``numpy``) or compiled (``kernels.pack_keys``);
+    either is cheaper than computing it in the query.
+    """
+
+    time: str  # the timestamp column
+    code: str  # the integer code column
+    t0: int  # µs since 1970
+    unit: int  # µs
+    code_bits: int
+    exact: bool = False
+    cap: int = -1  # -1: none
+    drop_code: int = -1  # -1: none
+    end_us: int = 0
+
+    def numpy(self, b: pa.RecordBatch) -> np.ndarray:
+        ts = ts_array(b.column(self.time))
+        code = b.column(self.code).to_numpy(zero_copy_only=False).astype(U64)
+        if self.drop_code >= 0:
+            code[(code == U64(self.drop_code)) & (ts >= self.end_us)] = 0
+        t = ts - self.t0
+        if self.cap >= 0:
+            before = t < 0
+            t //= self.unit
+            t += 1
+            np.minimum(t, self.cap, out=t)
+            t[before] = 0
+        elif self.unit > 1:
+            q = t // self.unit
+            if self.exact and not np.array_equal(q * self.unit, t):
+                raise Inexact
+            t = q
+        u = t.view(U64)
+        u <<= U64(self.code_bits)
+        u |= code
+        return u
+
+
+def ts_array(col: pa.Array) -> np.ndarray:
+    """Microseconds since 1970 of a timestamp column (a view when it has no nulls)."""
+    if col.type != pa.timestamp("us"):
+        col = col.cast(pa.timestamp("us"))
+    return col.to_numpy(zero_copy_only=False).view(np.int64)
 
 
 def row_keys(
-    wh: Any, tab: pa.Table, shift: int, low_of: LowOf
+    wh: Any, tab: pa.Table, shift: int, low: Low
 ) -> tuple[np.ndarray, np.ndarray, Future[int] | None]:
-    """Per fetched row: ``key = identity bucket | low``, where ``low_of(batch)`` gives the
-    batch's low bits (they must fit in ``shift`` bits; it may raise to reject the layout),
-    the identity, and, for long ids, the pending distinct check (its count must equal the
-    distinct identities)."""
-    got = _short_keys(tab, shift, low_of)
+    """Per fetched row: ``key = identity bucket | low`` (``low`` must fit in ``shift``
+    bits), the identity, and, for long ids, the pending distinct check (its count must
+    equal the distinct identities). Raises ``Inexact`` as ``low`` says."""
+    got = _short_keys(tab, shift, low)
     if got is not None:
         return got[0], got[1], None
     batches = [b for b in tab.to_batches() if b.num_rows]
-    low = np.concatenate([low_of(b) for b in batches]) if batches else np.zeros(0, U64)
+    lows = np.concatenate([low.numpy(b) for b in batches]) if batches else np.zeros(0, U64)
     h, check = hashes_and_check(wh, tab)
-    return ((h >> U64(shift)) << U64(shift)) | low, h, check
+    return ((h >> U64(shift)) << U64(shift)) | lows, h, check
 
 
-def _short_keys(tab: pa.Table, shift: int, low_of: LowOf) -> tuple[np.ndarray, np.ndarray] | None:
-    """``row_keys`` for short ids, batch by batch on two threads into one output."""
+def _short_keys(tab: pa.Table, shift: int, low: Low) -> tuple[np.ndarray, np.ndarray] | None:
+    """``row_keys`` for short ids, batch by batch on two threads into one output; one
+    compiled pass per batch once the kernels are loaded."""
     batches = [b for b in tab.to_batches() if b.num_rows]
     starts = np.cumsum([0] + [b.num_rows for b in batches])
     key = np.empty(int(starts[-1]), U64)
@@ -214,16 +271,34 @@ def _short_keys(tab: pa.Table, shift: int, low_of: LowOf) -> tuple[np.ndarray, n
     tagged = _id_format([b.column("user_id") for b in batches])
     if tagged is None:
         return None
+    ks = kernels.loaded()
 
     def run(idx: list[int]) -> None:
         for i in idx:
-            h = _pack(batches[i].column("user_id"), tagged)
-            low = low_of(batches[i])
             a, b = starts[i], starts[i + 1]
+            batch = batches[i]
+            ch = _string_chunk(batch.column("user_id"))
+            data = ch.buffers()[2]
+            raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+            if ks is not None and raw.size >= 9:
+                ro = kernels.readonly
+                raw = ro(raw)
+                ok = ks.pack_keys(
+                    ro(_offsets(ch)), kernels.words(raw), raw, tagged,
+                    ro(ts_array(batch.column(low.time))),
+                    ro(batch.column(low.code).to_numpy(zero_copy_only=False)),
+                    low.t0, low.unit, low.exact, low.cap, low.drop_code, low.end_us,
+                    low.code_bits, shift, key[a:b], ident[a:b],
+                )
+                if not ok:
+                    raise Inexact
+                continue
+            h = _pack(batch.column("user_id"), tagged)
+            lo = low.numpy(batch)
             ident[a:b] = h
             np.right_shift(h, s, out=h)
             np.left_shift(h, s, out=h)
-            np.bitwise_or(h, low, out=key[a:b])
+            np.bitwise_or(h, lo, out=key[a:b])
 
     order = list(range(len(batches)))
     groups = [order[: len(order) // 2], order[len(order) // 2 :]] if key.size >= _SPLIT_ROWS else [order]
