@@ -186,7 +186,7 @@ def _pack_keys(
         h = v * _MIX
         c = np.int64(code[i])
         if c == drop_code and ts[i] >= end_us:
-            c = 0
+            c = np.int64(0)
         t = np.int64(ts[i] - t0)
         q = np.int64(np.floor(t * inv))  # then corrected: exact integer division
         r = t - q * unit
@@ -197,7 +197,7 @@ def _pack_keys(
             q += 1
             r -= unit
         if cap >= 0:
-            q = 0 if t < 0 else min(q + 1, cap)
+            q = np.int64(0) if t < 0 else np.minimum(q + 1, np.int64(cap))
         elif exact and r != 0:
             return False
         ident[i] = h
