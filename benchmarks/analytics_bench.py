@@ -4,15 +4,15 @@ Generates N events (default 10M) for skewed users in sessions that walk the shop
 view → search → add_to_cart → checkout → pay with realistic step probabilities, loads them
 into the yunying DuckDB warehouse and into a chdb MergeTree table ordered by (user_id, ts),
 then times, each side in a fresh child process that connects (untimed) and then runs the
-query ``--repeat`` times; best and median query times are compared (peak RSS of the
-process is reported):
+query ``--repeat`` times, ``--rounds`` processes per side taking turns; best and median
+query times and the best CPU time are compared (peak RSS of the process is reported):
 
 - funnel, 5 steps, 7-day window: ``run_funnel`` vs ``windowFunnel`` (counts asserted equal);
 - retention, 12 weekly cohorts: ``run_retention`` vs ClickHouse ``retention`` (asserted equal);
 - the RFM/CLV section of ``benchmarks/_value_section.py`` when that file exists.
 
     .venv/bin/python benchmarks/analytics_bench.py [--events 10000000] [--customers 1000000]
-        [--repeat 3] [--skip-value] [--keep]
+        [--repeat 3] [--rounds 2] [--skip-value] [--keep]
 """
 
 from __future__ import annotations
@@ -180,7 +180,9 @@ def ch_retention_sql(table: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[float], float, float]:
+def measured(
+    fn: Callable[..., Any], *args: Any
+) -> tuple[Any, list[tuple[float, float]], float, float]:
     """Run ``fn`` in a fresh process: (result, query times, whole child time, peak RSS).
 
     ``fn`` sets up (imports, connection or session) untimed, then runs the query REPEAT
@@ -193,13 +195,16 @@ def measured(fn: Callable[..., Any], *args: Any) -> tuple[Any, list[float], floa
 REPEAT = 3
 
 
-def _timed(run: Callable[[], Any], repeat: int) -> tuple[Any, list[float]]:
+def _timed(run: Callable[[], Any], repeat: int) -> tuple[Any, list[tuple[float, float]]]:
+    """``run`` ``repeat`` times: its answer and each run's (wall, CPU) seconds. CPU is the
+    whole process's (all threads; chdb runs in-process), which moves less than wall time
+    when other jobs share the machine."""
     times = []
     res: Any = None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         res = run()
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
     return res, times
 
 
@@ -212,7 +217,7 @@ def _open(project: str) -> Any:
     return wh
 
 
-def yy_funnel(project: str, repeat: int = REPEAT) -> tuple[list[int], list[float]]:
+def yy_funnel(project: str, repeat: int = REPEAT) -> tuple[list[int], list[tuple[float, float]]]:
     from yunying.analytics import kernels
     from yunying.analytics.funnels import run_funnel
 
@@ -224,7 +229,7 @@ def yy_funnel(project: str, repeat: int = REPEAT) -> tuple[list[int], list[float
     return [s.users for s in r.steps], times
 
 
-def yy_retention(project: str, repeat: int = REPEAT) -> tuple[list[list[int]], list[float]]:
+def yy_retention(project: str, repeat: int = REPEAT) -> tuple[list[list[int]], list[tuple[float, float]]]:
     from yunying.analytics import kernels
     from yunying.analytics.retention import run_retention
 
@@ -242,7 +247,7 @@ def _ch_rows(res: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def ch_query(path: str, sql: str, repeat: int = REPEAT) -> tuple[list[tuple[Any, ...]], list[float]]:
+def ch_query(path: str, sql: str, repeat: int = REPEAT) -> tuple[list[tuple[Any, ...]], list[tuple[float, float]]]:
     from chdb import session
 
     s = session.Session(path)
@@ -251,12 +256,12 @@ def ch_query(path: str, sql: str, repeat: int = REPEAT) -> tuple[list[tuple[Any,
     return _ch_rows(res), times
 
 
-def ch_funnel(path: str, repeat: int = REPEAT) -> tuple[list[int], list[float]]:
+def ch_funnel(path: str, repeat: int = REPEAT) -> tuple[list[int], list[tuple[float, float]]]:
     rows, times = ch_query(path, ch_funnel_sql("bench.events"), repeat)
     return levels_to_steps([(int(a), int(b)) for a, b in rows], len(STEPS)), times
 
 
-def ch_retention(path: str, repeat: int = REPEAT) -> tuple[list[list[int]], list[float]]:
+def ch_retention(path: str, repeat: int = REPEAT) -> tuple[list[list[int]], list[tuple[float, float]]]:
     rows, times = ch_query(path, ch_retention_sql("bench.events"), repeat)
     out = []
     for _, arr in rows:
@@ -265,8 +270,12 @@ def ch_retention(path: str, repeat: int = REPEAT) -> tuple[list[list[int]], list
     return out, times
 
 
-def _fmt(times: list[float]) -> str:
-    return f"best {min(times):6.2f} s  median {statistics.median(times):6.2f} s"
+def _fmt(times: list[tuple[float, float]]) -> str:
+    wall = [w for w, _ in times]
+    return (
+        f"best {min(wall):6.2f} s  median {statistics.median(wall):6.2f} s"
+        f"  CPU best {min(c for _, c in times):5.2f} s"
+    )
 
 
 def load(n_events: int, work: Path) -> tuple[str, str]:
@@ -307,23 +316,36 @@ def load(n_events: int, work: Path) -> tuple[str, str]:
 
 def compare(
     yy_fn: Callable[..., Any], ch_fn: Callable[..., Any], project: str, chpath: str,
-    repeat: int, show: bool,
+    repeat: int, show: bool, rounds: int = 1,
 ) -> tuple[Any, str]:
-    """Both sides in their own processes, printed; asserts equal answers.
+    """Both sides in their own processes, ``rounds`` times alternating, printed; asserts
+    equal answers.
 
-    Returns (the answer, "<best>x best, <median>x median" of yunying / ClickHouse);
-    ``show`` prints each side's answer on its line too.
+    Returns (the answer, "<best>x best, <median>x median, <CPU>x CPU" of yunying /
+    ClickHouse, over every timed run); ``show`` prints each side's answer on its line too.
     """
-    yy, yt, ywall, ym = measured(yy_fn, project, repeat)
-    ch, ct, cwall, cm = measured(ch_fn, chpath, repeat)
+    yt: list[tuple[float, float]] = []
+    ct: list[tuple[float, float]] = []
+    walls, peaks = [0.0, 0.0], [0.0, 0.0]
+    yy = ch = None
+    for _ in range(rounds):  # alternate the sides: a burst of load hits both alike
+        yy, t, w, m = measured(yy_fn, project, repeat)
+        yt, walls[0], peaks[0] = yt + t, max(walls[0], w), max(peaks[0], m)
+        ch, t, w, m = measured(ch_fn, chpath, repeat)
+        ct, walls[1], peaks[1] = ct + t, max(walls[1], w), max(peaks[1], m)
     for name, times, wall, peak, res in (
-        ("yunying/DuckDB", yt, ywall, ym, yy), ("ClickHouse    ", ct, cwall, cm, ch)
+        ("yunying/DuckDB", yt, walls[0], peaks[0], yy), ("ClickHouse    ", ct, walls[1], peaks[1], ch)
     ):
         tail = f"  steps {res}" if show else ""
         print(f"  {name} : {_fmt(times)}  (process {wall:5.2f} s)  peak RSS {peak:7.0f} MiB{tail}")
     assert yy == ch, f"answers differ:\nyunying    {yy}\nClickHouse {ch}"
+
+    def ratio_of(pick: Callable[[list[float]], float], i: int) -> float:
+        return pick([x[i] for x in yt]) / pick([x[i] for x in ct])
+
     ratio = (
-        f"{min(yt) / min(ct):.2f}x best, {statistics.median(yt) / statistics.median(ct):.2f}x median"
+        f"{ratio_of(min, 0):.2f}x best, {ratio_of(statistics.median, 0):.2f}x median, "
+        f"{ratio_of(min, 1):.2f}x CPU"
     )
     return yy, ratio
 
@@ -333,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the generated data folder")
-    ap.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query per process")
+    ap.add_argument("--rounds", type=int, default=2, help="processes per side, alternating")
     ap.add_argument("--skip-value", action="store_true", help="skip the RFM/CLV section")
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="yy-analytics-bench-"))
@@ -341,11 +364,14 @@ def main(argv: list[str] | None = None) -> None:
         project, chpath = load(a.events, work)
         r = a.repeat
         print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events ==")
-        print(f"  (query time only, {r} runs each after an untimed connect; same run, same data)")
-        _, ratio = compare(yy_funnel, ch_funnel, project, chpath, r, show=True)
+        print(
+            f"  (query time only: {a.rounds} processes per side, alternating, each {r} runs after"
+            " an untimed connect; same data)"
+        )
+        _, ratio = compare(yy_funnel, ch_funnel, project, chpath, r, show=True, rounds=a.rounds)
         print(f"  counts equal; ratio yunying/ClickHouse = {ratio}")
         print(f"\n== retention: {RET_WEEKS} weekly cohorts (first view), return = view ==")
-        yr, ratio = compare(yy_retention, ch_retention, project, chpath, r, show=False)
+        yr, ratio = compare(yy_retention, ch_retention, project, chpath, r, show=False, rounds=a.rounds)
         print(f"  cohort matrices equal ({len(yr)} cohorts); ratio = {ratio}")
         print("  first cohort:", yr[0] if yr else [])
         if a.skip_value:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import chdb
+import pytest
 
 from yunying.analytics.funnels import run_funnel
 from yunying.analytics.retention import run_retention
@@ -40,3 +41,12 @@ def test_bench_queries_agree_on_small_data(tmp_path: Path) -> None:
     out = chdb.query(bench.ch_retention_sql(src), "CSV").bytes().decode()
     cr = [[int(v) for v in line.split(",", 1)[1].strip('"[]').split(",")] for line in out.split()]
     assert yr == cr and len(yr) == bench.RET_WEEKS
+
+
+def test_bench_main_runs_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole benchmark on a tiny size: both sides in their own processes, alternating,
+    answers asserted equal, ratios (wall and CPU) printed."""
+    bench.main(["--events", "20000", "--skip-value", "--repeat", "1", "--rounds", "2"])
+    out = capsys.readouterr().out
+    assert "counts equal; ratio yunying/ClickHouse = " in out and "x CPU" in out
+    assert "cohort matrices equal" in out
