@@ -258,3 +258,18 @@ def test_pack_keys_equals_numpy(
             assert ident.tolist() == ident_want.tolist()
             want = ((ident_want >> U64(shift)) << U64(shift)) | low
             assert key.tolist() == want.tolist()
+
+
+@given(
+    h=st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=60),
+    bits=st.integers(1, 63),
+)
+@settings(max_examples=300, deadline=None)
+def test_distinct_and_clashes_equals_numpy(h: list[int], bits: int) -> None:
+    """Distinct identities and whether any bucket holds two, as ``_identities`` finds them."""
+    hs = np.sort(np.array(h, dtype=np.uint64))
+    want_d = len(set(h))
+    want_clash = len({x >> (64 - bits) for x in set(h)}) < want_d
+    for fn in passes("distinct_and_clashes"):
+        d, c = fn(hs, 64 - bits)
+        assert d == want_d and (c > 0) == want_clash

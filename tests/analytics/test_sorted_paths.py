@@ -395,7 +395,7 @@ def test_two_halves_equal_one(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize("clash", [False, True])
 def test_sort_keys_checks_identities_beside_the_sort(
-    monkeypatch: pytest.MonkeyPatch, clash: bool
+    monkeypatch: pytest.MonkeyPatch, clash: bool, pass_kind: str
 ) -> None:
     """The two-thread branch: sorted keys, one identity per bucket — also when two
     identities share the bucket bits (their rows move to fresh buckets at the end)."""

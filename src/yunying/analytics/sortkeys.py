@@ -388,6 +388,11 @@ def _identities(h: np.ndarray, bucket_bits: int) -> tuple[int, np.ndarray]:
     if h.size == 0:
         return 0, h[:0]
     hs = np.sort(h)
+    ks = kernels.loaded()
+    if ks is not None:
+        distinct, clashing = ks.distinct_and_clashes(hs, 64 - bucket_bits)
+        if not clashing:
+            return int(distinct), h[:0]
     first = np.empty(hs.size, bool)
     first[0] = True
     np.not_equal(hs[1:], hs[:-1], out=first[1:])
