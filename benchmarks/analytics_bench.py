@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,17 @@ DAYS = 91
 WINDOW_DAYS = 7
 
 
-def generate(n_events: int, seed: int = 7) -> pa.Table:
-    """Events for ~n_events/12 users (Pareto-skewed activity), naive UTC timestamps."""
+def generate(
+    n_events: int, seed: int = 7, weights: np.ndarray | None = None, first_id: int = 0
+) -> pa.Table:
+    """Events for ~n_events/12 users (Pareto-skewed activity), naive UTC timestamps.
+
+    ``weights`` (each user's share of activity) lets ``parts`` draw several chunks from one
+    user base; ``first_id`` numbers their events on. Strings are built by Arrow from
+    integers and dictionaries, so 10M events take about 1 GB, not the 15 GB NumPy's
+    fixed-width strings would.
+    """
     rng = np.random.default_rng(seed)
-    n_users = max(n_events // 12, 10)
     # sessions: each emits 1..5 funnel steps, then noise fills up to n_events
     sess_steps = np.ones(max(n_events // 4, 1), dtype=np.int64)
     alive = np.ones_like(sess_steps, dtype=bool)
@@ -57,9 +64,10 @@ def generate(n_events: int, seed: int = 7) -> pa.Table:
         sess_steps += alive
     n_step = int(sess_steps.sum())
     n_sess = sess_steps.size
-    # skewed users: a few are very active
-    weights = rng.pareto(1.2, n_users) + 1.0
-    weights /= weights.sum()
+    if weights is None:  # skewed users: a few are very active
+        weights = rng.pareto(1.2, max(n_events // 12, 10)) + 1.0
+        weights /= weights.sum()
+    n_users = weights.size
     sess_user = rng.choice(n_users, n_sess, p=weights)
     sess_start = rng.integers(0, DAYS * 86400, n_sess)
     idx = np.repeat(np.arange(n_sess), sess_steps)
@@ -71,33 +79,49 @@ def generate(n_events: int, seed: int = 7) -> pa.Table:
     base = np.repeat(cum[np.cumsum(sess_steps) - sess_steps], sess_steps)
     offs = cum - base
     step_ts = sess_start[idx] + offs
-    step_ev = np.array(STEPS)[pos]
     step_user = sess_user[idx]
     n_noise = max(n_events - n_step, 0)
     noise_user = rng.choice(n_users, n_noise, p=weights)
     noise_ts = rng.integers(0, DAYS * 86400, n_noise)
-    noise_ev = np.array(NOISE)[rng.integers(0, len(NOISE), n_noise)]
+    noise_ev = rng.integers(0, len(NOISE), n_noise) + len(STEPS)
     users = np.concatenate([step_user, noise_user])[:n_events]
     secs = np.concatenate([step_ts, noise_ts])[:n_events]
-    evs = np.concatenate([step_ev, noise_ev])[:n_events]
+    evs = np.concatenate([pos, noise_ev])[:n_events].astype(np.int8)
     n = users.size
     ts = (np.datetime64(START, "us") + (secs * 1_000_000).astype("timedelta64[us]"))
-    uid = pc.binary_join_element_wise(pa.scalar("u"), pa.array(users.astype(str)), "")
-    ch = np.array(["organic", "ads", "social", "referral"])[users % 4]
-    props = pc.binary_join_element_wise(
-        pa.scalar('{"channel": "'), pa.array(ch), pa.scalar('"}'), ""
-    )
+    uid = pc.binary_join_element_wise(pa.scalar("u"), pc.cast(pa.array(users), pa.string()), "")
+    channels = ["organic", "ads", "social", "referral"]
+    props = pa.array(['{"channel": "' + c + '"}' for c in channels])
     return pa.table(
         {
-            "event_id": pa.array(np.arange(n).astype(str)),
-            "event": pa.array(evs),
+            "event_id": pc.cast(pa.array(np.arange(first_id, first_id + n)), pa.string()),
+            "event": _strings(evs, STEPS + NOISE),
             "user_id": uid,
             "ts": pa.array(ts),
             "account_id": pa.nulls(n, pa.string()),
             "session_id": pa.nulls(n, pa.string()),
-            "properties": props,
+            "properties": _strings((users % 4).astype(np.int8), props.to_pylist()),
         }
     )
+
+
+def _strings(codes: np.ndarray, values: list[str]) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values)).cast(pa.string())
+
+
+PART = 10_000_000
+
+
+def parts(n_events: int, seed: int = 7) -> Iterator[pa.Table]:
+    """``generate`` in chunks of at most 10M events drawn from one user base (for 100M);
+    up to 10M, one chunk equal to ``generate(n_events, seed)``."""
+    if n_events <= PART:
+        yield generate(n_events, seed)
+        return
+    weights = np.random.default_rng(seed).pareto(1.2, n_events // 12) + 1.0
+    weights /= weights.sum()
+    for i, off in enumerate(range(0, n_events, PART)):
+        yield generate(min(PART, n_events - off), seed + 1 + i, weights, off)
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,27 +302,50 @@ def _fmt(times: list[tuple[float, float]]) -> str:
     )
 
 
+def _timed_parts(n_events: int) -> Iterator[tuple[pa.Table, float]]:
+    it = parts(n_events)
+    while True:
+        t0 = time.perf_counter()
+        tab = next(it, None)
+        if tab is None:
+            return
+        yield tab, time.perf_counter() - t0
+
+
 def load(n_events: int, work: Path) -> tuple[str, str]:
     from chdb import session
 
     from yunying.config import load_settings
     from yunying.warehouse.engine import Warehouse
 
-    t0 = time.perf_counter()
-    data = generate(n_events)
-    print(f"generated {data.num_rows:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
     project = work / "project"
     project.mkdir()
     wh = Warehouse(load_settings(project, timezone="UTC"), "duckdb")
+    pqf = work / "events.parquet"
+    gen = load_s = 0.0
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    for data in _timed_parts(n_events):
+        gen += data[1]
+        tab = data[0]
+        rows += tab.num_rows
+        t0 = time.perf_counter()
+        for off in range(0, tab.num_rows, 2_000_000):
+            wh.append_arrow("events", tab.slice(off, 2_000_000))
+        load_s += time.perf_counter() - t0
+        ch_part = tab.select(["user_id", "ts", "event"])
+        if writer is None:
+            writer = pq.ParquetWriter(pqf, ch_part.schema)
+        writer.write_table(ch_part)
+        del tab, ch_part, data
+    if writer is not None:
+        writer.close()
     t0 = time.perf_counter()
-    for off in range(0, data.num_rows, 2_000_000):
-        wh.append_arrow("events", data.slice(off, 2_000_000))
     wh.duck.execute("CHECKPOINT")
     wh.close()
-    print(f"loaded DuckDB warehouse in {time.perf_counter() - t0:.1f} s", flush=True)
-    pqf = work / "events.parquet"
-    pq.write_table(data.select(["user_id", "ts", "event"]), pqf)
-    del data
+    load_s += time.perf_counter() - t0
+    print(f"generated {rows:,} events in {gen:.1f} s", flush=True)
+    print(f"loaded DuckDB warehouse in {load_s:.1f} s", flush=True)
     chpath = str(work / "chdb")
     t0 = time.perf_counter()
     s = session.Session(chpath)
