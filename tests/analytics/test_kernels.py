@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from yunying.analytics import kernels, retention, sortkeys
 from yunying.analytics.common import DateRange, period_of_date
-from yunying.analytics.funnels import _reached_sorted
+from yunying.analytics.funnels import _reached_sorted, _users_sorted
 from yunying.analytics.retention import RetentionQuery
 from yunying.analytics.sortkeys import U64, distinct_sorted, group_starts
 
@@ -31,6 +31,15 @@ def passes(name: str) -> list[Any]:
     if kernels.compiled is not None:
         out.append(getattr(kernels.compiled, name))
     return out
+
+
+def level_counts(
+    got: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], n: int
+) -> tuple[list[int], list[int]]:
+    """Users reaching each step and the converted users' fastest spans, from per-user
+    arrays (bucket order)."""
+    _, lvl, _, span = got
+    return [int((lvl >= j).sum()) for j in range(1, n + 1)], [int(s) for s in span[lvl == n]]
 
 
 def numpy_pass(key: np.ndarray, n: int, kb: int, shift: int, w: int) -> tuple[list[int], list[int]]:
@@ -55,9 +64,11 @@ def run_both(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
     key, shift = keys(rows, kb, tb)
     lim = U64((w << kb) | ((1 << kb) - 1))
     want = numpy_pass(key, n, kb, shift, w)
-    for fn in passes("funnel_levels"):
-        users, spans = fn(key, n, kb, shift, lim)
-        assert ([int(u) for u in users], [int(s) for s in spans]) == want
+    per_user = _users_sorted(key, n, kb, shift, w)
+    for fn in passes("funnel_users"):
+        got = fn(key, n, kb, shift, lim)
+        assert all(np.array_equal(a, b) for a, b in zip(got, per_user, strict=True))
+        assert level_counts(got, n) == want
 
 
 def test_by_hand() -> None:
@@ -70,10 +81,12 @@ def test_by_hand() -> None:
     kb, tb = 2, 6
     key, shift = keys(rows, kb, tb)
     lim = U64((10 << kb) | 3)
-    for fn in passes("funnel_levels"):
-        users, spans = fn(key, 3, kb, shift, lim)
-        assert list(users) == [3, 2, 2]
-        assert list(spans) == [9, 10]
+    for fn in passes("funnel_users"):
+        ub, lvl, s0, spans = fn(key, 3, kb, shift, lim)
+        assert ub.tolist() == [1, 2, 3] and lvl.tolist() == [3, 1, 3]
+        assert s0.tolist() == [0, 3, 0]  # each user's first step-1 time
+        assert spans.tolist() == [9, -1, 10]
+        assert level_counts((ub, lvl, s0, spans), 3) == ([3, 2, 2], [9, 10])
     run_both(rows, 3, 10)
 
 
@@ -110,8 +123,8 @@ def test_compiled_on_a_million_rows() -> None:
     shift = tb + kb
     key = np.sort((u.astype(np.uint64) << U64(shift)) | (t.astype(np.uint64) << U64(kb)) | c.astype(np.uint64))
     w = 5000
-    users, spans = kernels.compiled.funnel_levels(key, 5, kb, shift, U64((w << kb) | 7))
-    assert ([int(x) for x in users], [int(s) for s in spans]) == numpy_pass(key, 5, kb, shift, w)
+    got = kernels.compiled.funnel_users(key, 5, kb, shift, U64((w << kb) | 7))
+    assert level_counts(got, 5) == numpy_pass(key, 5, kb, shift, w)
 
 
 def retention_numpy(

@@ -53,10 +53,21 @@ def generic_funnel(wh: Warehouse, q: FunnelQuery) -> tuple[list[int], list[float
     return users, secs
 
 
+def summary(got: Any) -> tuple[list[int], list[float]]:
+    """Users per step and sorted times to convert from ``_funnel_sorted``'s per-user arrays."""
+    n = int(got.level.max()) if got.level.size else 0
+    n = max(n, 1)
+    lvl, secs = got.level, got.secs
+    users = [int((lvl >= k).sum()) for k in range(1, n + 1)]
+    return users, sorted(float(x) for x in secs[~np.isnan(secs)])
+
+
 def sorted_funnel(wh: Warehouse, q: FunnelQuery) -> tuple[list[int], list[float]]:
     got = funnels._funnel_sorted(wh, q)
     assert got is not None, "the sorted path should apply here"
-    return got[0], sorted(float(x) for x in got[1])
+    users, secs = summary(got)
+    n = len(q.steps)
+    return (users + [0] * n)[:n], secs
 
 
 # ---------------------------------------------------------------------------------------
@@ -143,9 +154,123 @@ def test_funnel_equals_generic(
     # µs times over a week need more bits than the key has: the list path answers then
     assert got is not None or any(us % 1000 for *_, us in rows)
     if got is not None:
-        assert got[0] == want_users
-        assert sorted(got[1]) == pytest.approx(want_secs, abs=1e-6)
+        users, secs = sorted_funnel(wh, q)
+        assert users == want_users
+        assert secs == pytest.approx(want_secs, abs=1e-6)
     assert [s.users for s in run_funnel(wh, q).steps] == want_users
+
+
+def generic_result(wh: Warehouse, q: FunnelQuery) -> Any:
+    """``run_funnel`` on the list path (what the sorted path must equal)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(funnels, "_sorted_applies", lambda *_: False)
+        return run_funnel(wh, q)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rows=st.lists(event_st, min_size=0, max_size=80),
+    steps=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=4),
+    window_h=st.sampled_from([0, 6, 72]),
+    limit=st.sampled_from([1, 5]),
+    interval=st.sampled_from([None, "hour", "day", "week", "month"]),
+    by_breakdown=st.booleans(),
+)
+def test_funnel_breakdown_and_periods_equal_generic(
+    utc_wh: Warehouse,
+    pass_kind: str,
+    rows: list[tuple[int, str, int, int, str, int]],
+    steps: list[str],
+    window_h: int,
+    limit: int,
+    interval: str | None,
+    by_breakdown: bool,
+) -> None:
+    """Breakdowns (the value on each user's first step-1 event; top N + other) and
+    conversion over time from the sorted path equal the list path's, time to convert too."""
+    wh = utc_wh
+    wh.truncate("events")
+    if rows:
+        load(wh, [
+            (f"u{u}", e, T0 + timedelta(hours=h, seconds=s, microseconds=us // 1000 * 1000),
+             {"channel": ch} if u % 3 else None)  # some users have no value: "(none)"
+            for u, e, h, s, ch, us in rows
+        ])
+    q = FunnelQuery(
+        steps=[FunnelStep(event=e) for e in steps],
+        dates=DateRange(**{"from": "2024-01-01", "to": "2024-01-07"}),
+        window_seconds=window_h * 3600,
+        breakdown=Breakdown(property="channel", limit=limit) if by_breakdown else None,
+        interval=interval,  # type: ignore[arg-type]
+    )
+    assert funnels._sorted_applies(wh, q) and funnels._funnel_sorted(wh, q) is not None
+    assert run_funnel(wh, q) == generic_result(wh, q)
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Shanghai"])
+@pytest.mark.parametrize("interval", ["hour", "day", "week"])
+def test_funnel_periods_across_a_dst_change(
+    tmp_path: Path, tz: str, interval: str, pass_kind: str
+) -> None:
+    """First steps every 20 minutes across New York's spring-forward night: local hours,
+    days and weeks as the list path (DuckDB's time zones) buckets them."""
+    w = Warehouse(load_settings(tmp_path, timezone=tz), "duckdb")
+    try:
+        base = datetime(2024, 3, 9, 20)  # UTC; 2024-03-10 07:00 UTC is 03:00 EDT
+        rows: list[tuple[str, str, datetime, dict[str, Any] | None]] = []
+        for i in range(40):
+            ts = base + timedelta(minutes=20 * i)
+            rows.append((f"u{i}", "a", ts, {"channel": "ads" if i % 2 else "organic"}))
+            if i % 3 == 0:
+                rows.append((f"u{i}", "b", ts + timedelta(minutes=5), None))
+        load(w, rows)
+        q = FunnelQuery(
+            steps=[FunnelStep(event="a"), FunnelStep(event="b")],
+            dates=DateRange(**{"from": "2024-03-08", "to": "2024-03-12"}),
+            interval=interval,  # type: ignore[arg-type]
+            breakdown=Breakdown(property="channel"),
+        )
+        got = run_funnel(w, q)
+        assert sum(p.entered for p in got.over_time) == 40
+        assert len(got.over_time) > 1 or interval != "hour"
+        assert got == generic_result(w, q)
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_breakdown_follows_users_moved_to_fresh_buckets(
+    utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    """With no mixing, ids of at most 4 bytes all share bucket 0: every user is moved to a
+    fresh bucket (before the sort, or beside it when ``split``), and the breakdown still
+    finds each user's level."""
+    from yunying.analytics import kernels
+
+    wh = utc_wh
+    wh.truncate("events")
+    wh.append_arrow("events", bench.generate(3_000, seed=8))
+    monkeypatch.setattr(kernels, "compiled", None)  # the compiled packing mixes inline
+    monkeypatch.setattr(sortkeys, "_MIX", U64(1))
+    if split:
+        monkeypatch.setattr(sortkeys, "_SPLIT_ROWS", 100)
+    q = bench.funnel_query().model_copy(update={"breakdown": Breakdown(property="channel")})
+    got = funnels._funnel_sorted(wh, q)
+    assert got is not None and got.bucket.size > 100
+    assert run_funnel(wh, q) == generic_result(wh, q)
+
+
+def test_funnel_breakdown_by_user_property_on_benchmark_data(utc_wh: Warehouse) -> None:
+    """``user.`` breakdowns (the users table) and 20k-row data on both paths."""
+    wh = utc_wh
+    wh.truncate("events")
+    wh.append_arrow("events", bench.generate(30_000, seed=4))
+    q = bench.funnel_query().model_copy(
+        update={"breakdown": Breakdown(property="channel", limit=3), "interval": "week"}
+    )
+    got = run_funnel(wh, q)
+    assert len(got.groups) == 4 and got.groups[-1].value == "(other)"
+    assert got == generic_result(wh, q)
 
 
 def test_funnel_on_benchmark_data(utc_wh: Warehouse, pass_kind: str) -> None:
@@ -160,7 +285,7 @@ def test_funnel_on_benchmark_data(utc_wh: Warehouse, pass_kind: str) -> None:
 
 
 def test_funnel_other_paths_unchanged(utc_wh: Warehouse) -> None:
-    """Exclusions and breakdowns take the per-user list path; same counts as generic."""
+    """Exclusions take the per-user list path; breakdowns the sorted one; same answers."""
     wh = utc_wh
     wh.truncate("events")
     wh.append_arrow("events", bench.generate(20_000, seed=9))
@@ -168,10 +293,11 @@ def test_funnel_other_paths_unchanged(utc_wh: Warehouse) -> None:
     assert not funnels._sorted_applies(wh, q)
     assert [s.users for s in run_funnel(wh, q).steps] == generic_funnel(wh, q)[0]
     qb = bench.funnel_query().model_copy(update={"breakdown": Breakdown(property="channel")})
-    assert not funnels._sorted_applies(wh, qb)
+    assert funnels._sorted_applies(wh, qb)
     r = run_funnel(wh, qb)
     assert [s.users for s in r.steps] == generic_funnel(wh, bench.funnel_query())[0]
     assert sum(g.steps[0].users for g in r.groups) == r.steps[0].users
+    assert r == generic_result(wh, qb)
 
 
 def _long_ids(n: int, seed: int) -> pa.Table:
@@ -203,6 +329,10 @@ def test_long_ids_take_the_checked_hash_path(
     assert users == want_users and secs == pytest.approx(want_secs)
     assert run_retention(wh, rq) == _generic_retention(wh, rq, monkeypatch)
     assert len(calls) == 2
+    # a breakdown maps the long ids' values to their hashed buckets
+    qb = fq.model_copy(update={"breakdown": Breakdown(property="channel"), "interval": "week"})
+    assert run_funnel(wh, qb) == generic_result(wh, qb)
+    assert len(calls) == 3
 
 
 def test_failed_check_falls_back(utc_wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,9 +557,8 @@ def test_funnel_without_numba_gives_the_same(utc_wh: Warehouse, monkeypatch: pyt
     q = bench.funnel_query()
     kernels.warm()
     assert kernels.ready() == (kernels.compiled is not None)
-    with_numba = funnels._funnel_sorted(wh, q)
+    with_numba = sorted_funnel(wh, q)
     monkeypatch.setattr(kernels, "compiled", None)
-    without = funnels._funnel_sorted(wh, q)
-    assert with_numba is not None and without is not None
+    without = sorted_funnel(wh, q)
     assert with_numba[0] == without[0] and with_numba[0][-1] > 0
-    assert sorted(with_numba[1]) == pytest.approx(sorted(without[1]))
+    assert with_numba[1] == pytest.approx(without[1])

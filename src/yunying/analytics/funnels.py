@@ -24,8 +24,9 @@ generic expressions on generated data.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -48,12 +49,12 @@ from yunying.analytics.common import (
     engine_of,
     events_in_range,
     write_user_list,
+    zone,
 )
 from yunying.analytics.sortkeys import (
     U64,
     Inexact,
     Low,
-    distinct_sorted,
     fetch_arrow,
     group_starts,
     halves,
@@ -409,11 +410,48 @@ def _reached_sorted(
     return reached, span
 
 
-def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | None:
-    """DuckDB, ordered mode: users reaching each step and the fastest complete chain's
-    time (seconds) per converted user, from one query and sorted 64-bit keys
-    (``yunying.analytics.sortkeys``). None when the keys cannot be exact here (the time
-    needs too many bits, or two long user ids share a 64-bit hash): the caller falls back.
+def _users_sorted(
+    key: np.ndarray, n: int, kb: int, shift: int, w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``kernels.funnel_users`` with NumPy (from ``_reached_sorted``): per user with a
+    step-1 row, (bucket, level, first step-1 time, fastest complete chain or -1)."""
+    reached, span = _reached_sorted(key, n, kb, w)
+    firsts = reached[0]
+    if not firsts.size:
+        z = np.zeros(0, np.int64)
+        return np.zeros(0, U64), z.astype(np.int32), z, z
+    sh = U64(shift)
+    at = group_starts(firsts, shift)
+    ub = firsts[at] >> sh
+    s0 = ((firsts[at] >> U64(kb)) & U64((1 << (shift - kb)) - 1)).astype(np.int64)
+    lvl = np.ones(ub.size, np.int32)
+    for j in range(2, n + 1):
+        r = reached[j - 1]
+        if r.size:
+            lvl[np.searchsorted(ub, r[group_starts(r, shift)] >> sh)] = j
+    fastest = np.full(ub.size, -1, np.int64)
+    last = reached[-1]
+    if last.size:
+        at = group_starts(last, shift)
+        fastest[np.searchsorted(ub, last[at] >> sh)] = np.minimum.reduceat(span, at)
+    return ub, lvl, s0, fastest
+
+
+class _PerUser(NamedTuple):
+    """The sorted path's answer: one entry per user with a step-1 event in range."""
+
+    bucket: np.ndarray  # sorted
+    level: np.ndarray
+    first_us: np.ndarray  # their first step-1 time, µs since 1970 (UTC)
+    secs: np.ndarray  # fastest complete chain in seconds (NaN: not converted)
+    bucket_of: Callable[[pa.ChunkedArray], np.ndarray | None]  # user ids -> buckets
+
+
+def _funnel_sorted(wh: Any, q: FunnelQuery) -> _PerUser | None:
+    """DuckDB, ordered mode: each entering user's level, first step-1 time and fastest
+    complete chain, from one query and sorted 64-bit keys (``yunying.analytics.sortkeys``).
+    None when the keys cannot be exact here (the time needs too many bits, or two long
+    user ids share a 64-bit hash): the caller falls back.
     """
     start, end = q.dates.utc_bounds(wh.settings.timezone)
     n = len(q.steps)
@@ -429,7 +467,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
             return None
         try:
             low = Low("ts", "k", t0, unit, kb, exact=True, drop_code=1, end_us=end_us)
-            key, h, check = row_keys(wh, tab, tb + kb, low)
+            rk = row_keys(wh, tab, tb + kb, low)
             break
         except Inexact:
             continue
@@ -437,32 +475,30 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> tuple[list[int], np.ndarray] | No
         return None
     shift = tb + kb
     del tab
-    key, distinct = sort_keys(key, h, 64 - shift, shift)
-    del h
+    moved: list[np.ndarray] = []
+    key, distinct = sort_keys(rk.key, rk.ident, 64 - shift, shift, moved)
+    rk = rk._replace(key=np.zeros(0, U64), ident=np.zeros(0, U64))  # free them now
     if distinct < 0:
         return None
     w = wsec * (1_000_000 // unit)
 
-    def part(k: np.ndarray) -> tuple[list[int], np.ndarray]:
+    def part(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         ks = kernels.loaded()
         if ks is not None:  # the same rule in one compiled pass
             lim = U64((w << kb) | ((1 << kb) - 1))
-            counts, fastest = ks.funnel_levels(k, n, kb, shift, lim)
-            return [int(c) for c in counts], fastest
-        reached, span = _reached_sorted(k, n, kb, w)
-        users = [distinct_sorted(r >> U64(shift)) for r in reached]
-        last = reached[-1]
-        if not last.size:
-            return users, span
-        return users, np.minimum.reduceat(span, group_starts(last, shift))  # fastest chain
+            return ks.funnel_users(k, n, kb, shift, lim)  # type: ignore[no-any-return]
+        return _users_sorted(k, n, kb, shift, w)
 
     done = map_parts(part, halves(key, shift))
     del key
-    if check is not None and check.result() != distinct:
+    if rk.check is not None and rk.check.result() != distinct:
         return None  # two user ids share a 64-bit hash
-    users = [sum(u[j] for u, _ in done) for j in range(n)]
-    secs = np.concatenate([s for _, s in done]).astype(np.float64) * (unit / 1_000_000)
-    return users, secs
+    ub, lvl, s0, fastest = (np.concatenate([p[i] for p in done]) for i in range(4))
+    secs = np.where(fastest >= 0, fastest * (unit / 1_000_000), np.nan)
+    return _PerUser(
+        ub, lvl, t0 + s0 * unit, secs,
+        lambda ids: rk.buckets(wh, ids, shift, moved),
+    )
 
 
 def _levels_strict(wh: Any, q: FunnelQuery, t: ir.Table) -> ir.Table:
@@ -611,30 +647,18 @@ def _first_start(wh: Any, q: FunnelQuery, grain: str) -> ir.Table:
 
 
 def _sorted_applies(wh: Any, q: FunnelQuery) -> bool:
-    """The sorted-key path answers counts and time to convert of an ordered funnel on
-    DuckDB; exclusions, breakdowns and periods need per-user ids and take the list path."""
-    return (
-        engine_of(wh) == "duckdb"
-        and q.mode == "ordered"
-        and not q.exclusions
-        and q.breakdown is None
-        and q.interval is None
-    )
+    """The sorted-key path answers ordered funnels on DuckDB (with their breakdowns and
+    conversion over time); exclusions need each chain's events and take the list path."""
+    return engine_of(wh) == "duckdb" and q.mode == "ordered" and not q.exclusions
 
 
 def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
     """Run a funnel on the warehouse (DuckDB or Spark) and return counts per step."""
     if _sorted_applies(wh, q):
         got = _funnel_sorted(wh, q)
-        if got is not None:
-            users, secs = got
-            counts = {k: users[k - 1] - (users[k] if k < len(users) else 0) for k in range(1, len(users) + 1)}
-            return FunnelResult(
-                mode=q.mode,
-                window_seconds=int(q.window.total_seconds()),
-                steps=_step_counts(q, counts),
-                time_to_convert=_ttc(secs, q.histogram_bins) if q.time_to_convert else None,
-            )
+        res = _from_users(wh, q, got) if got is not None else None
+        if res is not None:
+            return res
     levels = funnel_levels(wh, q, fast=True)
     counts_df = wh.execute(levels.group_by("level").aggregate(users=levels.count()))
     counts = {int(r.level): int(r.users) for r in counts_df.itertuples()}
@@ -650,11 +674,7 @@ def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
         groups: dict[str, dict[int, int]] = {}
         for r in df.itertuples():
             groups.setdefault(str(r._1), {})[int(r.level)] = int(r.users)
-        ordered = sorted(
-            groups.items(),
-            key=lambda kv: (kv[0] == OTHER, -sum(kv[1].values()), kv[0]),
-        )
-        res.groups = [FunnelGroup(value=v, steps=_step_counts(q, c)) for v, c in ordered]
+        res.groups = _groups(q, groups)
     if q.time_to_convert:
         done = levels.filter(levels.level == len(q.steps))
         secs = wh.execute(done.select("ttc_seconds"))["ttc_seconds"].dropna().to_numpy(float)
@@ -669,15 +689,88 @@ def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
             ).order_by("period")
         )
         res.over_time = [
-            PeriodConversion(
-                period=pd.Timestamp(r.period).isoformat(),
-                entered=int(r.entered),
-                converted=int(r.converted),
-                rate=int(r.converted) / int(r.entered) if int(r.entered) else 0.0,
-            )
+            _period_row(pd.Timestamp(r.period).isoformat(), int(r.entered), int(r.converted))
             for r in df.itertuples()
         ]
     return res
+
+
+def _groups(q: FunnelQuery, groups: dict[str, dict[int, int]]) -> list[FunnelGroup]:
+    """Breakdown groups (users by exact level per value), largest first, other last."""
+    ordered = sorted(
+        groups.items(),
+        key=lambda kv: (kv[0] == OTHER, -sum(kv[1].values()), kv[0]),
+    )
+    return [FunnelGroup(value=v, steps=_step_counts(q, c)) for v, c in ordered]
+
+
+def _period_row(period: str, entered: int, converted: int) -> PeriodConversion:
+    return PeriodConversion(
+        period=period, entered=entered, converted=converted,
+        rate=converted / entered if entered else 0.0,
+    )
+
+
+def _by_level(level: np.ndarray) -> dict[int, int]:
+    """Users by exact level (their highest step)."""
+    c = np.bincount(level)
+    return {int(k): int(c[k]) for k in np.flatnonzero(c)}
+
+
+def _from_users(wh: Any, q: FunnelQuery, got: _PerUser) -> FunnelResult | None:
+    """The result from the sorted path's per-user arrays; None when a breakdown's user
+    ids cannot be matched to them (the caller takes the list path)."""
+    n = len(q.steps)
+    res = FunnelResult(
+        mode=q.mode,
+        window_seconds=int(q.window.total_seconds()),
+        steps=_step_counts(q, _by_level(got.level)),
+    )
+    if q.time_to_convert:
+        res.time_to_convert = _ttc(got.secs[got.level == n], q.histogram_bins)
+    if q.interval is not None:
+        local = (
+            pd.to_datetime(got.first_us, unit="us", utc=True)
+            .tz_convert(zone(wh.settings.timezone))
+            .tz_localize(None)
+            .to_numpy()
+        )
+        period = _truncate(local, q.interval)
+        keys, inv = np.unique(period, return_inverse=True)
+        entered = np.bincount(inv, minlength=keys.size)
+        converted = np.bincount(inv, weights=got.level == n, minlength=keys.size)
+        res.over_time = [
+            _period_row(pd.Timestamp(p).isoformat(), int(e), int(c))
+            for p, e, c in zip(keys, entered, converted, strict=True)
+        ]
+    if q.breakdown is not None:
+        vals = wh.con.to_pyarrow(_user_breakdown(wh, q, q.breakdown))
+        b = got.bucket_of(vals.column("user_id"))
+        if b is None:
+            return None
+        at = np.minimum(np.searchsorted(got.bucket, b), max(got.bucket.size - 1, 0))
+        if b.size and (got.bucket.size == 0 or not np.array_equal(got.bucket[at], b)):
+            return None  # a value for a user the keys do not hold: do not guess
+        bd = vals.column("_bd").to_numpy(zero_copy_only=False)
+        lv = got.level[at]
+        groups: dict[str, dict[int, int]] = {}
+        for v in np.unique(bd) if bd.size else []:
+            groups[str(v)] = _by_level(lv[bd == v])
+        res.groups = _groups(q, groups)
+    return res
+
+
+def _truncate(local: np.ndarray, grain: str) -> np.ndarray:
+    """Start of the hour/day/week (Monday)/month of naive local times (``bucket``)."""
+    if grain == "hour":
+        return local.astype("datetime64[h]").astype("datetime64[us]")
+    if grain == "month":
+        return local.astype("datetime64[M]").astype("datetime64[us]")
+    days = local.astype("datetime64[D]")
+    if grain == "week":  # 1970-01-01 was a Thursday: Monday is 3 days before it
+        d = days.astype(np.int64)
+        days = (d - (d + 3) % 7).astype("datetime64[D]")
+    return days.astype("datetime64[us]")
 
 
 def _ttc(secs: np.ndarray, bins: int) -> TimeToConvert:

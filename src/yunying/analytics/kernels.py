@@ -6,19 +6,21 @@ about a dozen full passes over the rows each (masks, cumulative counts, gathers)
 largest part of a query's time after the fetch. Here each rule runs once over the rows,
 compiled by Numba, one user at a time.
 
-- ``funnel_levels``: per level it keeps the start carried by the last row that reached
+- ``funnel_users``: per level it keeps the start carried by the last row that reached
   that level; a step-j row extends the chain of the last row that reached j-1 when it is
   the same user's and within the window — one subtraction against ``lim``, exactly as in
   ``_reached_sorted`` (the key layout with its spare bit makes the two the same test).
+  It gives each entering user's level, first step-1 time and fastest chain: the counts,
+  the time to convert, breakdowns and conversion over time all come from these.
 - ``retention_cells``: a user's first start row gives the cohort day; their return rows
   (in day order) give the periods retained and the D1/D7/D30 hits.
 - ``pack_keys``: a batch's short user ids and times into keys (``sortkeys``), in one pass
   instead of about fifteen NumPy ones; ``distinct_and_clashes`` counts the distinct sorted
   identities and those sharing a bucket, in one pass instead of five.
 
-Numba compiles once per install (a few seconds, cached on disk) and then needs about
-0.4 s per process to load the code: more than a pass saves on one query (45–70 ms on 5M
-rows). So callers use the passes only once loaded (``loaded``), which long-lived
+Numba compiles once per install (about 2.5 s, cached on disk) and then needs about
+0.6 s per process to load the code: more than the passes save on one query (about
+0.1 s on 5M rows). So callers use the passes only once loaded (``loaded``), which long-lived
 processes arrange at start-up (``warm_in_background``: ``yunying serve`` does); a one-off
 CLI query keeps the NumPy passes and does not even import Numba (about 0.15 s).
 ``compiled`` is None until ``warm`` has built it, and stays None without Numba.
@@ -33,57 +35,63 @@ from typing import Any, NamedTuple
 import numpy as np
 
 
-def _funnel_levels(
+def _funnel_users(
     key: np.ndarray, n: int, kb: int, shift: int, lim: np.uint64
-) -> tuple[np.ndarray, np.ndarray]:
-    """(users reaching each step 1..n, the fastest complete chain's span per converted
-    user in key time units), for keys sorted by (user bucket, time, step)."""
-    users = np.zeros(n, np.int64)
-    spans = np.empty(key.size, np.int64)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per user with a step-1 row, in key order: (bucket, highest step reached, time of
+    the first step-1 row, the fastest complete chain's span or -1), times in key units,
+    for keys sorted by (user bucket, time, step)."""
+    size = key.size
+    ub = np.empty(size, np.uint64)
+    lvl = np.empty(size, np.int32)
+    s0 = np.empty(size, np.int64)
+    spans = np.empty(size, np.int64)
     m = 0
     best = np.zeros(n + 1, np.uint64)  # carried start of the last row reaching a level
     seen = np.zeros(n + 1, np.bool_)
     mask = np.uint64((1 << kb) - 1)
+    tmask = np.uint64((1 << (shift - kb)) - 1)
     sh = np.uint64(shift)
-    ub = np.uint64(kb)
+    ub_ = np.uint64(kb)
     cur = np.uint64(0)
     top = 0  # the current user's highest level
-    fastest = -1
-    for i in range(key.size):
-        k = key[i]
-        b = k >> sh
-        if i == 0 or b != cur:
-            for j in range(top):
-                users[j] += 1
-            if fastest >= 0:
+    first = np.int64(-1)
+    fastest = np.int64(-1)
+    for i in range(size + 1):
+        b = key[i] >> sh if i < size else np.uint64(0)
+        if i == size or i == 0 or b != cur:
+            if i > 0 and top > 0:
+                ub[m] = cur
+                lvl[m] = top
+                s0[m] = first
                 spans[m] = fastest
                 m += 1
+            if i == size:
+                break
             cur = b
             top = 0
-            fastest = -1
+            first = np.int64(-1)
+            fastest = np.int64(-1)
+        k = key[i]
         c = int(k & mask)
         if c == 1:
             best[1] = k
             seen[1] = True
             if top < 1:
                 top = 1
+                first = np.int64((k >> ub_) & tmask)
         elif 2 <= c <= n and seen[c - 1]:
-            d = k - best[c - 1]
+            d = k - best[c - 1]  # across users this exceeds lim: see funnels._reached_sorted
             if d <= lim:
                 best[c] = best[c - 1]
                 seen[c] = True
                 if top < c:
                     top = c
                 if c == n:
-                    s = int(d >> ub)
+                    s = np.int64(d >> ub_)
                     if fastest < 0 or s < fastest:
                         fastest = s
-    for j in range(top):
-        users[j] += 1
-    if fastest >= 0:
-        spans[m] = fastest
-        m += 1
-    return users, spans[:m].copy()
+    return ub[:m].copy(), lvl[:m].copy(), s0[:m].copy(), spans[:m].copy()
 
 
 def _retention_cells(
@@ -156,7 +164,7 @@ def _retention_cells(
     return days[:m].copy(), counts, hits
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # as sortkeys: odd, a bijection modulo 2**64
+MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying modulo 2**64 is a bijection
 
 
 def _pack_keys(
@@ -184,7 +192,7 @@ def _pack_keys(
                 v |= np.uint64(data[s + j]) << np.uint64(8 * j)
         if tagged:
             v |= np.uint64(ln) << np.uint64(56)
-        h = v * _MIX
+        h = v * MIX
         c = np.int64(code[i])
         if c == drop_code and ts[i] >= end_us:
             c = np.int64(0)
@@ -239,13 +247,13 @@ def words(data: np.ndarray) -> np.ndarray:
 class Kernels(NamedTuple):
     """The passes, plain Python (``reference``) or compiled (``compiled``)."""
 
-    funnel_levels: Callable[..., tuple[np.ndarray, np.ndarray]]
+    funnel_users: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     retention_cells: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
     pack_keys: Callable[..., bool]
     distinct_and_clashes: Callable[..., tuple[int, int]]
 
 
-reference = Kernels(_funnel_levels, _retention_cells, _pack_keys, _distinct_and_clashes)  # for tests on small inputs
+reference = Kernels(_funnel_users, _retention_cells, _pack_keys, _distinct_and_clashes)  # for tests on small inputs
 compiled: Kernels | None = None
 _lock = threading.Lock()
 
@@ -276,7 +284,7 @@ def warm() -> None:
             jit: Any = njit(cache=True, nogil=True)
             compiled = Kernels(*(jit(f) for f in reference))
         ks = compiled
-    ks.funnel_levels(np.zeros(1, np.uint64), 2, 2, 8, np.uint64(0))
+    ks.funnel_users(np.zeros(1, np.uint64), 2, 2, 8, np.uint64(0))
     ks.retention_cells(np.zeros(1, np.uint64), 2, 4, np.zeros(4, np.int32), 1, False, 0)
     ks.distinct_and_clashes(np.zeros(2, np.uint64), 8)
     for code in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # funnel, retention codes

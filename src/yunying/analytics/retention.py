@@ -268,10 +268,11 @@ def _retention_sorted(
     shift = tb + _CODE_BITS
     tab = fetch_arrow(wh, str(wh.con.compile(rows)))
     low = Low("lts", "code", day0 * _DAY_US, _DAY_US, _CODE_BITS, cap=cap)
-    key, h, check = row_keys(wh, tab, shift, low)
+    rk = row_keys(wh, tab, shift, low)
     del tab
-    key, distinct = sort_keys(key, h, 64 - shift, shift)
-    del h
+    key, distinct = sort_keys(rk.key, rk.ident, 64 - shift, shift)
+    check = rk.check
+    del rk
     if distinct < 0:
         return None
     done = map_parts(lambda k: _retention_part(k, q, tb, day0, last_day), halves(key, shift))

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -58,9 +58,13 @@ def group_starts(sorted_keys: np.ndarray, shift: int) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def resolve_buckets(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> int:
+def resolve_buckets(
+    key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int,
+    moved: list[np.ndarray] | None = None,
+) -> int:
     """Give every distinct full hash its own bucket (in place); return the number of
     distinct hashes, or -1 when there are not enough free buckets (the caller falls back).
+    ``moved`` receives the moved hashes (sorted) and their new buckets.
 
     ``key >> shift`` holds the top ``bucket_bits`` bits of ``h``. Hashes that share those
     bits (about n²/2^(bits+1) pairs) get unused bucket values, so after sorting a bucket
@@ -90,10 +94,12 @@ def resolve_buckets(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int
     free = np.setdiff1d(np.arange(bu.size + clash_h.size, dtype=U64), bu)[: clash_h.size]
     low = U64((1 << shift) - 1)
     key[rows] = (free[rank] << U64(shift)) | (key[rows] & low)
+    if moved is not None:
+        moved[:] = [clash_h, free]
     return int(uniq.size)
 
 
-_MIX = U64(0x9E3779B97F4A7C15)  # odd, so multiplying modulo 2**64 is a bijection
+_MIX = kernels.MIX  # odd, so multiplying modulo 2**64 is a bijection (one constant for both)
 SHORT_ID_BYTES = 7
 
 
@@ -244,22 +250,58 @@ def ts_array(col: pa.Array) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).view(np.int64)
 
 
-def row_keys(
-    wh: Any, tab: pa.Table, shift: int, low: Low
-) -> tuple[np.ndarray, np.ndarray, Future[int] | None]:
+class RowKeys(NamedTuple):
+    """``row_keys``'s answer: per row the key and the identity; for long ids the pending
+    distinct check; how short ids were packed (``_id_format``; None: hashed)."""
+
+    key: np.ndarray
+    ident: np.ndarray
+    check: Future[int] | None
+    tagged: bool | None
+
+    def buckets(
+        self, wh: Any, ids: pa.ChunkedArray, shift: int, moved: list[np.ndarray]
+    ) -> np.ndarray | None:
+        """The buckets the sorted keys give these user ids (ids among the fetched ones),
+        ``moved`` as ``sort_keys`` filled it; None when they cannot be packed the same way."""
+        if self.tagged is None:
+            cur = wh.duck.cursor()
+            try:
+                cur.register("_yy_ids", pa.table({"user_id": ids}))
+                got = cur.execute("SELECT hash(user_id) AS h FROM _yy_ids").fetchnumpy()["h"]
+                h = np.asarray(got, dtype=U64)
+            finally:
+                cur.close()
+        else:
+            if _id_format(ids.chunks) is None:
+                return None
+            parts = [_pack(c, self.tagged) for c in ids.chunks if len(c)]
+            h = np.concatenate(parts) if parts else np.zeros(0, U64)
+        b = h >> U64(shift)
+        if moved and moved[0].size:
+            idents, fresh = moved
+            at = np.minimum(np.searchsorted(idents, h), idents.size - 1)
+            hit = idents[at] == h
+            b[hit] = fresh[at[hit]]
+        return b
+
+
+def row_keys(wh: Any, tab: pa.Table, shift: int, low: Low) -> RowKeys:
     """Per fetched row: ``key = identity bucket | low`` (``low`` must fit in ``shift``
     bits), the identity, and, for long ids, the pending distinct check (its count must
     equal the distinct identities). Raises ``Inexact`` as ``low`` says."""
     got = _short_keys(tab, shift, low)
     if got is not None:
-        return got[0], got[1], None
+        return RowKeys(got[0], got[1], None, got[2])
     batches = [b for b in tab.to_batches() if b.num_rows]
     lows = np.concatenate([low.numpy(b) for b in batches]) if batches else np.zeros(0, U64)
     h, check = hashes_and_check(wh, tab)
-    return ((h >> U64(shift)) << U64(shift)) | lows, h, check
+    return RowKeys(((h >> U64(shift)) << U64(shift)) | lows, h, check, None)
 
 
-def _short_keys(tab: pa.Table, shift: int, low: Low) -> tuple[np.ndarray, np.ndarray] | None:
+def _short_keys(
+    tab: pa.Table, shift: int, low: Low
+) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """``row_keys`` for short ids, batch by batch on two threads into one output; one
     compiled pass per batch once the kernels are loaded."""
     batches = [b for b in tab.to_batches() if b.num_rows]
@@ -304,7 +346,7 @@ def _short_keys(tab: pa.Table, shift: int, low: Low) -> tuple[np.ndarray, np.nda
     groups = [order[: len(order) // 2], order[len(order) // 2 :]] if key.size >= _SPLIT_ROWS else [order]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         list(pool.map(run, groups))
-    return key, ident
+    return key, ident, tagged
 
 
 def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
@@ -334,9 +376,14 @@ def hashes_and_check(wh: Any, tab: pa.Table) -> tuple[np.ndarray, Future[int]]:
     return h, fut
 
 
-def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> tuple[np.ndarray, int]:
+def sort_keys(
+    key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int,
+    moved: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, int]:
     """The keys sorted with one identity per bucket, and the number of distinct
-    identities (-1: not enough free buckets).
+    identities (-1: not enough free buckets). ``moved`` receives the identities given a
+    fresh bucket (sorted) and those buckets: the bucket of any other identity is its top
+    bits.
 
     Big inputs sort on one thread while another sorts the identities to count them and
     find clashes (identities sharing the bucket bits: a few pairs per million users).
@@ -344,7 +391,7 @@ def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> t
     buckets above every used one, which keeps the order.
     """
     if key.size < _SPLIT_ROWS:
-        return _resolve_then_sort(key, h, bucket_bits, shift)
+        return _resolve_then_sort(key, h, bucket_bits, shift, moved)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_identities, h, bucket_bits)
         done = np.sort(key)
@@ -354,7 +401,7 @@ def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> t
     top = int(done[-1] >> U64(shift))
     if top + 1 + clash_h.size >= 1 << bucket_bits:  # no room above: the slow way
         del done
-        return _resolve_then_sort(key, h, bucket_bits, shift)
+        return _resolve_then_sort(key, h, bucket_bits, shift, moved)
     drop = U64(64 - bucket_bits)
     low = U64((1 << shift) - 1)
     clash_b = np.unique(clash_h >> drop)
@@ -362,7 +409,9 @@ def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> t
     hi = np.searchsorted(done, (clash_b << U64(shift)) | low, side="right")
     rows = np.flatnonzero(np.isin(h >> drop, clash_b))
     fresh = U64(top + 1) + np.searchsorted(clash_h, h[rows]).astype(U64)
-    moved = np.sort((fresh << U64(shift)) | (key[rows] & low))
+    if moved is not None:
+        moved[:] = [clash_h, U64(top + 1) + np.arange(clash_h.size, dtype=U64)]
+    appended = np.sort((fresh << U64(shift)) | (key[rows] & low))
     # close the gaps left by the moved rows in place (ranges are few), then append them
     at = int(lo[0])
     for i in range(lo.size):
@@ -370,14 +419,15 @@ def sort_keys(key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int) -> t
         part = done[int(hi[i]) : end]
         done[at : at + part.size] = part
         at += part.size
-    done[at:] = moved
+    done[at:] = appended
     return done, distinct
 
 
 def _resolve_then_sort(
-    key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int
+    key: np.ndarray, h: np.ndarray, bucket_bits: int, shift: int,
+    moved: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
-    distinct = resolve_buckets(key, h, bucket_bits, shift)
+    distinct = resolve_buckets(key, h, bucket_bits, shift, moved)
     if distinct >= 0:
         key.sort()
     return key, distinct
