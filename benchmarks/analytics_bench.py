@@ -344,6 +344,7 @@ def load(n_events: int, work: Path) -> tuple[str, str]:
     wh.duck.execute("CHECKPOINT")
     wh.close()
     load_s += time.perf_counter() - t0
+    (work / "events.txt").write_text(str(rows))
     print(f"generated {rows:,} events in {gen:.1f} s", flush=True)
     print(f"loaded DuckDB warehouse in {load_s:.1f} s", flush=True)
     chpath = str(work / "chdb")
@@ -402,13 +403,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the generated data folder")
+    ap.add_argument(
+        "--reuse", type=Path, default=None,
+        help="time again on a folder an earlier --keep run left (skips generating and loading)",
+    )
     ap.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query per process")
     ap.add_argument("--rounds", type=int, default=2, help="processes per side, alternating")
     ap.add_argument("--skip-value", action="store_true", help="skip the RFM/CLV section")
     a = ap.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="yy-analytics-bench-"))
+    if a.reuse is not None:
+        work, a.keep = a.reuse, True
+        project, chpath = str(work / "project"), str(work / "chdb")
+        if not (Path(project).is_dir() and Path(chpath).is_dir() and (work / "events.txt").is_file()):
+            ap.error(f"{work} holds no kept benchmark data (project/, chdb/, events.txt)")
+        a.events = int((work / "events.txt").read_text())
+    else:
+        work = Path(tempfile.mkdtemp(prefix="yy-analytics-bench-"))
     try:
-        project, chpath = load(a.events, work)
+        if a.reuse is None:
+            project, chpath = load(a.events, work)
         r = a.repeat
         print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events ==")
         print(
