@@ -11,6 +11,11 @@ sorted 64-bit keys (``_retention_sorted``, ``yunying.analytics.sortkeys``): one 
 returns the start and return rows (user id, local day, flags), NumPy sorts ``(user bucket
 | day | flags)`` and reads cohort, matrix and D1/D7/D30 from each user's rows in day
 order. ``recurring`` cohorts, and Spark, use the cohort/return join.
+
+A breakdown splits every cohort by a property of the event that put the user in it (their
+first start event; for ``recurring``, their first start event of that period), as PostHog
+does: each cohort membership has exactly one value, so the values add up to all users.
+Breakdowns take the generic join (the sorted path reads no properties).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
+    OTHER,
+    Breakdown,
     DateRange,
     EventSpec,
     PropertyFilter,
     apply_filters,
+    breakdown_column,
     engine_of,
     event_cond,
     local_ts,
@@ -69,6 +77,7 @@ class RetentionQuery(BaseModel):
     method: Literal["classic", "rolling"] = "classic"
     dates: DateRange
     filters: list[PropertyFilter] = Field(default_factory=list)
+    breakdown: Breakdown | None = None  # property of the start event that formed the cohort
 
 
 class RetentionCohort(BaseModel):
@@ -85,24 +94,43 @@ class RetentionSummary(BaseModel):
     rate: float | None
 
 
+class RetentionBreakdown(BaseModel):
+    """The cohorts of one breakdown value (the top values, then ``(other)``)."""
+
+    value: str
+    cohorts: list[RetentionCohort]
+    total: RetentionCohort
+    summary: list[RetentionSummary]
+
+
 class RetentionResult(BaseModel):
     period: RetentionPeriod
     method: Literal["classic", "rolling"]
     cohorts: list[RetentionCohort]
     total: RetentionCohort  # all cohorts together, weighted by size
     summary: list[RetentionSummary]
+    breakdowns: list[RetentionBreakdown] = Field(default_factory=list)  # empty: no breakdown
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Cohort rows then the total; with a breakdown, a leading group column and the
+        all-users block first, then each value's block."""
         n = len(self.total.retained)
         headers = [tr("retention.col.cohort"), tr("retention.col.size")] + [
             f"{tr('retention.col.period_' + self.period)} {i}" for i in range(n)
         ]
+        blocks = [(tr("retention.group_all"), self.cohorts, self.total)] + [
+            (b.value, b.cohorts, b.total) for b in self.breakdowns
+        ]
         rows: list[list[Any]] = []
-        for c in [*self.cohorts, self.total]:
-            rows.append(
-                [c.cohort, c.size]
+        for value, cohorts, total in blocks if self.breakdowns else blocks[:1]:
+            rows.extend(
+                ([value] if self.breakdowns else [])
+                + [c.cohort, c.size]
                 + [("" if r is None else f"{r:.1%}") for r in c.rates]
+                for c in [*cohorts, total]
             )
+        if self.breakdowns:
+            headers = [tr("retention.col.group"), *headers]
         return headers, rows
 
 
@@ -166,7 +194,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     if mx is not None and str(mx) != "NaT":
         local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
         last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
-    fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) else None
+    fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) and q.breakdown is None else None
     j: ir.Table | None = None
     hits: dict[int, int] | None = None
     if fast is not None:
@@ -179,6 +207,22 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
             cells_df, hits = _cells_and_hits(wh, q, j, last_day)
         else:
             cells_df = wh.execute(_cells(q, j))
+    cohorts, total = _matrix(q, sizes, cells_df, last_p)
+    summary = _summary(wh, q, sizes, j, last_day, hits)
+    return RetentionResult(
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary,
+        breakdowns=[] if q.breakdown is None else _breakdowns(wh, q, q.breakdown, last_p, last_day),
+    )
+
+
+def _matrix(
+    q: RetentionQuery, sizes: pd.DataFrame, cells_df: pd.DataFrame, last_p: int | None
+) -> tuple[list[RetentionCohort], RetentionCohort]:
+    """Cohort rows and the all-cohorts row from sizes (c, cday, size) and cells (c, n, users).
+
+    A rate is shown only where period N is over for that cohort; the all-cohorts row
+    weights each period by the cohorts that reached it.
+    """
     size: dict[int, int] = {}
     for r in sizes.itertuples():
         size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
@@ -208,10 +252,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
         retained=tot_ret,
         rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
     )
-    summary = _summary(wh, q, sizes, j, last_day, hits)
-    return RetentionResult(
-        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
-    )
+    return cohorts, total
 
 
 _CODE_BITS = 2  # bit 1: a start row, bit 0: a return row
@@ -367,19 +408,22 @@ def _max_by_sorted(out: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:
     out[idx[st]] = np.maximum.reduceat(val, st)
 
 
-def _cells(q: RetentionQuery, j: ir.Table) -> ir.Table:
-    """(c, n, users): users of cohort c retained in period n (generic: any engine)."""
+def _cells(q: RetentionQuery, j: ir.Table, by: tuple[str, ...] = ()) -> ir.Table:
+    """(*by, c, n, users): users of cohort c retained in period n (generic: any engine).
+
+    ``by`` adds grouping columns of ``j`` (the breakdown value) that are constant per
+    user and cohort."""
     jj = j.filter(j.n <= q.periods)
     if q.method == "classic":
         return (
-            jj.select("user_id", "c", "n").distinct().group_by(["c", "n"]).aggregate(users=ibis._.count())
+            jj.select("user_id", *by, "c", "n").distinct().group_by([*by, "c", "n"]).aggregate(users=ibis._.count())
         )
-    last = j.group_by(["user_id", "c"]).aggregate(mx=j.n.max())
+    last = j.group_by(["user_id", *by, "c"]).aggregate(mx=j.n.max())
     # rolling: retained at N when any return at N or later; expand via N <= max
     nums = ibis.memtable({"n": list(range(q.periods + 1))})
     x = last.cross_join(nums)
     x = x.filter(x.n <= x.mx)
-    return x.group_by(["c", "n"]).aggregate(users=x.count())
+    return x.group_by([*by, "c", "n"]).aggregate(users=x.count())
 
 
 _MASK_BITS = 63  # classic periods 0..62 fit one BIGINT bit mask per user and cohort
@@ -462,6 +506,76 @@ def _summary(
         ret = known[dn]
         out.append(
             RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
+        )
+    return out
+
+
+def _cohort_values(wh: Any, q: RetentionQuery, bd: Breakdown) -> tuple[ir.Table, list[str]]:
+    """(user_id, c, cday, bd): each cohort membership and the breakdown value of the start
+    event that formed it (the earliest; ties go to the lower event id), plus the kept
+    values (top ``limit`` by cohort users, as ``breakdown_column`` ranks them)."""
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    t = apply_filters(engine, wh.table("events"), q.filters)
+    start, end = q.dates.utc_bounds(tz)
+    s = t.filter(
+        event_cond(engine, t, EventSpec(event=q.start_event, filters=q.start_filters)), t.ts < end
+    )
+    if q.cohort != "first_ever":
+        s = s.filter(s.ts >= start)
+    s = s.mutate(c=period_index(engine, s.ts, q.period, tz))
+    part = [s.user_id, s.c] if q.cohort == "recurring" else [s.user_id]
+    ranked = s.mutate(
+        _rn=ibis.row_number().over(ibis.window(group_by=part, order_by=[s.ts, s.event_id]))
+    )
+    f = ranked.filter(ranked._rn == 0)
+    if q.cohort == "first_ever":
+        f = f.filter(f.ts >= start)  # first ever, and inside the range
+    f, kept = breakdown_column(wh, f, bd)
+    return f.select("user_id", "c", bd=f._bd, cday=period_index(engine, f.ts, "day", tz)), kept
+
+
+def _breakdowns(
+    wh: Any, q: RetentionQuery, bd: Breakdown, last_p: int | None, last_day: int | None
+) -> list[RetentionBreakdown]:
+    """The cohort matrix, total and D1/D7/D30 of each breakdown value (generic join)."""
+    c, kept = _cohort_values(wh, q, bd)
+    r = _returns(wh, q).rename(r_user="user_id")
+    j = c.join(r, [c.user_id == r.r_user, r.p >= c.c])
+    j = j.select("user_id", "bd", "c", "cday", n=j.p - j.c, dn=j.d - j.cday)
+    sizes = wh.execute(c.group_by(["bd", "c", "cday"]).aggregate(size=c.count()))
+    cells = wh.execute(_cells(q, j, by=("bd",)))
+    hits: dict[str, dict[int, int]] = {}
+    if last_day is not None:
+        per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
+            ["user_id", "bd", "c", "cday"]
+        ).aggregate(**_hit_flags(q, j))
+        hdf = wh.execute(
+            per.group_by("bd").aggregate(
+                **{
+                    f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
+                    for dn in SUMMARY_DAYS
+                }
+            )
+        )
+        hits = {
+            str(row["bd"]): {dn: int(row[f"h{dn}"] or 0) for dn in SUMMARY_DAYS}
+            for row in hdf.to_dict("records")
+        }
+    present = set(sizes["bd"].astype(str))
+    out = []
+    for value in dict.fromkeys([*kept, OTHER]):
+        if value not in present:
+            continue
+        vs = sizes[sizes["bd"].astype(str) == value]
+        vc = cells[cells["bd"].astype(str) == value]
+        cohorts, total = _matrix(q, vs, vc, last_p)
+        known = hits.get(value, dict.fromkeys(SUMMARY_DAYS, 0))
+        out.append(
+            RetentionBreakdown(
+                value=value, cohorts=cohorts, total=total,
+                summary=_summary(wh, q, vs, None, last_day, known),
+            )
         )
     return out
 

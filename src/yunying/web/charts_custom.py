@@ -46,11 +46,22 @@ def trends_chart(res: Any, query: str = "") -> Markup:
 
 
 def retention_chart(res: Any, query: str = "") -> Markup:
-    """Heatmap: one row per cohort, one cell per period, shaded by the retained share."""
+    """Heatmap: one row per cohort, one cell per period, shaded by the retained share.
+
+    With a breakdown: one row per value (its cohorts together) under the all-users row, so
+    the values compare at a glance; the table below the chart keeps every cohort.
+    """
+    breakdowns = getattr(res, "breakdowns", None) or []
     n = max((len(c.rates) for c in [res.total, *res.cohorts]), default=0)
     head = "".join(f"<th>{i}</th>" for i in range(n))
     rows = []
-    for label, c in [(t("web.retention_all"), res.total), *[(c.cohort[:10], c) for c in res.cohorts]]:
+    if breakdowns:
+        first = t("web.breakdown_group")
+        lines = [(t("web.all_users"), res.total), *[(b.value, b.total) for b in breakdowns]]
+    else:
+        first = t("web.cohort")
+        lines = [(t("web.retention_all"), res.total), *[(c.cohort[:10], c) for c in res.cohorts]]
+    for label, c in lines:
         cells = []
         for i in range(n):
             rate = c.rates[i] if i < len(c.rates) else None
@@ -62,7 +73,7 @@ def retention_chart(res: Any, query: str = "") -> Markup:
                 cells.append(f'<td style="background:{color};color:{fg}" title="{c.retained[i]:,}">{rate:.0%}</td>')
         rows.append(f"<tr><td>{escape(label)}</td><td>{c.size:,}</td>{''.join(cells)}</tr>")
     return Markup(
-        f'<table class="data heat" id="heatmap"><tr><th>{escape(t("web.cohort"))}</th>'
+        f'<table class="data heat" id="heatmap"><tr><th>{escape(first)}</th>'
         f'<th>{escape(t("web.cohort_size"))}</th>{head}</tr>{"".join(rows)}</table>'
     )
 
@@ -77,6 +88,15 @@ def lifecycle_chart(res: Any, query: str = "") -> Markup:
 
 
 def stickiness_chart(res: Any, query: str = "") -> Markup:
+    """Users by active days; with a breakdown, one line per value of the share of its
+    user-periods at each number of days (shares, so large and small values compare)."""
+    breakdowns = getattr(res, "breakdowns", None) or []
+    if breakdowns:
+        x = [t("web.days_active", n=i + 1) for i in range(len(res.share))]
+        series = {t("web.all_users"): [v * 100 for v in res.share]}
+        for b in breakdowns[:6]:  # seven colours: all users and six values
+            series[b.value] = [v * 100 for v in b.share]
+        return charts.line_chart(x, series)
     return charts.bar_chart(
         [t("web.days_active", n=i + 1) for i in range(len(res.distribution))], res.distribution,
         note=[f"{s:.1%}" for s in res.share],
@@ -128,10 +148,18 @@ def rfm_export(res: Any) -> tuple[list[str], list[list[Any]]]:
 
 
 def retention_export(res: Any) -> tuple[list[str], list[list[Any]]]:
+    """Rates per cohort; with a breakdown, a leading ``breakdown`` column ("" = all users)
+    and each value's total and cohorts after the all-users rows."""
     n = max((len(c.rates) for c in [res.total, *res.cohorts]), default=0)
     headers = ["cohort", "size", *[f"p{i}" for i in range(n)]]
     rows = [[c.cohort, c.size, *c.rates] for c in [res.total, *res.cohorts]]
-    return headers, rows
+    breakdowns = getattr(res, "breakdowns", None) or []
+    if not breakdowns:
+        return headers, rows
+    rows = [["", *r] for r in rows]
+    for b in breakdowns:
+        rows.extend([b.value, c.cohort, c.size, *c.rates] for c in [b.total, *b.cohorts])
+    return ["breakdown", *headers], rows
 
 
 CHARTS: dict[str, Callable[[Any, str], Markup]] = {
