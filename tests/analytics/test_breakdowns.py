@@ -87,7 +87,7 @@ ROWS: list[Row] = [
 
 
 def dr(a: str, b: str) -> DateRange:
-    return DateRange(**{"from": a, "to": b})
+    return DateRange.model_validate({"from": a, "to": b})
 
 
 def ret_q(**kw: Any) -> RetentionQuery:
