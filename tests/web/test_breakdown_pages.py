@@ -86,12 +86,18 @@ def test_pages_show_one_row_or_line_per_value(clients: dict[str, TestClient]) ->
     labels = [row.split("<td>")[1].split("</td>")[0] for row in heat.split("<tr>")[2:]]
     assert labels == ["All users", "ads", "seo"]
     html = c.post("/analysis/stickiness/run", data={"query": json.dumps(STICKINESS)}).text
-    assert html.count("<polyline") == 3 and ">ads<" in html and ">seo<" in html
+    groups = html[html.index('id="stickiness-groups"'):]
+    groups = groups[: groups.index("</table>")]
+    rows = groups.split("<tr>")[2:]
+    assert [row.split("<td>")[1].split("</td>")[0] for row in rows] == ["All users", "ads", "seo"]
+    # everyone was active 4 days (03-02..05) of that week; ads has 2 user-weeks, seo 1
+    assert [row.count(">100%<") for row in rows] == [1, 1, 1]
+    assert "<td>2</td>" in rows[1] and rows[1].endswith("<td>4.00</td></tr>")
     # without a breakdown the charts are unchanged: cohort rows, a bar per day count
     html = c.post("/analysis/retention/run", data={"query": json.dumps({**RETENTION, "breakdown": None})}).text
     assert "<th>Cohort</th>" in html and ">ads<" not in html
     html = c.post("/analysis/stickiness/run", data={"query": json.dumps({**STICKINESS, "breakdown": None})}).text
-    assert "<polyline" not in html
+    assert "stickiness-groups" not in html and "<svg" in html
 
 
 def test_retention_csv_export_has_the_breakdown_column(clients: dict[str, TestClient]) -> None:

@@ -88,15 +88,25 @@ def lifecycle_chart(res: Any, query: str = "") -> Markup:
 
 
 def stickiness_chart(res: Any, query: str = "") -> Markup:
-    """Users by active days; with a breakdown, one line per value of the share of its
-    user-periods at each number of days (shares, so large and small values compare)."""
+    """Users by active days; with a breakdown, a table with one row per value: the share of
+    its user-periods at 1, 2, … days (shaded like the retention heatmap) and the average."""
     breakdowns = getattr(res, "breakdowns", None) or []
     if breakdowns:
-        x = [t("web.days_active", n=i + 1) for i in range(len(res.share))]
-        series = {t("web.all_users"): [v * 100 for v in res.share]}
-        for b in breakdowns[:6]:  # seven colours: all users and six values
-            series[b.value] = [v * 100 for v in b.share]
-        return charts.line_chart(x, series)
+        head = "".join(f"<th>{escape(t('web.days_active', n=i + 1))}</th>" for i in range(len(res.share)))
+        rows = []
+        for label, g in [(t("web.all_users"), res), *[(b.value, b) for b in breakdowns]]:
+            cells = "".join(
+                f'<td style="background:{charts.heat_color(v)};color:{"#fff" if v > 0.55 else "#111"}" '
+                f'title="{n:,}">{v:.0%}</td>'
+                for v, n in zip(g.share, g.distribution, strict=True)
+            )
+            avg = "-" if g.average_days is None else f"{g.average_days:.2f}"
+            rows.append(f"<tr><td>{escape(label)}</td><td>{sum(g.distribution):,}</td>{cells}<td>{avg}</td></tr>")
+        return Markup(
+            f'<table class="data heat" id="stickiness-groups"><tr><th>{escape(t("web.breakdown_group"))}</th>'
+            f'<th>{escape(t("web.user_periods"))}</th>{head}<th>{escape(t("web.average_days"))}</th></tr>'
+            f'{"".join(rows)}</table>'
+        )
     return charts.bar_chart(
         [t("web.days_active", n=i + 1) for i in range(len(res.distribution))], res.distribution,
         note=[f"{s:.1%}" for s in res.share],
