@@ -194,7 +194,9 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     if mx is not None and str(mx) != "NaT":
         local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
         last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
-    fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) and q.breakdown is None else None
+    if q.breakdown is not None:  # the generic join, grouped by value (no sorted path)
+        return _retention_by(wh, q, q.breakdown, last_p, last_day)
+    fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) else None
     j: ir.Table | None = None
     hits: dict[int, int] | None = None
     if fast is not None:
@@ -210,8 +212,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     cohorts, total = _matrix(q, sizes, cells_df, last_p)
     summary = _summary(wh, q, sizes, j, last_day, hits)
     return RetentionResult(
-        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary,
-        breakdowns=[] if q.breakdown is None else _breakdowns(wh, q, q.breakdown, last_p, last_day),
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
     )
 
 
@@ -440,32 +441,42 @@ def _cells_and_hits(
     wh: Any,
     q: RetentionQuery, j: ir.Table, last_day: int | None
 ) -> tuple[pd.DataFrame, dict[int, int]]:
-    """DuckDB: the matrix cells and the D1/D7/D30 hits in one pass over the matched rows.
+    """DuckDB: the matrix cells and the D1/D7/D30 hits in one pass over the matched rows."""
+    cells, hits = _counts_by(wh, q, j, last_day)
+    return cells, {dn: int(hits[f"h{dn}"].sum()) for dn in SUMMARY_DAYS}
+
+
+def _counts_by(
+    wh: Any, q: RetentionQuery, j: ir.Table, last_day: int | None, by: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DuckDB: cells (*by, c, n, users) and hits (*by, h1, h7, h30, one row per cohort) in
+    one pass over the matched rows.
 
     One row per (user, cohort): a bit mask of the periods with a return (classic) or the
-    last such period (rolling), and the day-N flags; then one aggregate per cohort.
+    last such period (rolling), and the day-N flags; then one aggregate per cohort (and
+    ``by`` group: the breakdown value, constant per user and cohort).
     """
     inr = j.n <= q.periods
     if q.method == "classic":
         bit = ibis.ifelse(inr, ibis.literal(1, type="int64") << j.n.cast("int64"), 0)
-        per = j.group_by(["user_id", "c", "cday"]).aggregate(
+        per = j.group_by(["user_id", *by, "c", "cday"]).aggregate(
             m=bit.cast("int64").bit_or(), **_hit_flags(q, j)
         )
         cols = {f"r{n}": ((per.m >> n) & 1).sum() for n in range(q.periods + 1)}
     else:
-        per = j.group_by(["user_id", "c", "cday"]).aggregate(mx=j.n.max(), **_hit_flags(q, j))
+        per = j.group_by(["user_id", *by, "c", "cday"]).aggregate(mx=j.n.max(), **_hit_flags(q, j))
         cols = {f"r{n}": (per.mx >= n).cast("int64").sum() for n in range(q.periods + 1)}
     ld = -(2**62) if last_day is None else last_day
     for dn in SUMMARY_DAYS:
         cols[f"h{dn}"] = ibis.ifelse(per.cday + dn <= ld, per[f"h{dn}"], 0).sum()
-    out = wh.execute(per.group_by("c").aggregate(**cols))
+    out = wh.execute(per.group_by([*by, "c"]).aggregate(**cols))
     rows = [
-        (int(r["c"]), n, int(r[f"r{n}"] or 0))
+        (*(r[b] for b in by), int(r["c"]), n, int(r[f"r{n}"] or 0))
         for r in out.to_dict("records")
         for n in range(q.periods + 1)
     ]
-    hits = {dn: int(out[f"h{dn}"].fillna(0).sum()) for dn in SUMMARY_DAYS}
-    return pd.DataFrame(rows, columns=["c", "n", "users"]), hits
+    hits = out[[*by, *(f"h{dn}" for dn in SUMMARY_DAYS)]].fillna(0)
+    return pd.DataFrame(rows, columns=[*by, "c", "n", "users"]), hits
 
 
 def _summary(
@@ -535,49 +546,69 @@ def _cohort_values(wh: Any, q: RetentionQuery, bd: Breakdown) -> tuple[ir.Table,
     return f.select("user_id", "c", bd=f._bd, cday=period_index(engine, f.ts, "day", tz)), kept
 
 
-def _breakdowns(
+def _retention_by(
     wh: Any, q: RetentionQuery, bd: Breakdown, last_p: int | None, last_day: int | None
-) -> list[RetentionBreakdown]:
-    """The cohort matrix, total and D1/D7/D30 of each breakdown value (generic join)."""
+) -> RetentionResult:
+    """The cohort matrix, total and D1/D7/D30 of each breakdown value, and of all users as
+    their sums (exact: a cohort membership has one value), from one grouped generic join.
+    """
+    engine = engine_of(wh)
     c, kept = _cohort_values(wh, q, bd)
     r = _returns(wh, q).rename(r_user="user_id")
     j = c.join(r, [c.user_id == r.r_user, r.p >= c.c])
     j = j.select("user_id", "bd", "c", "cday", n=j.p - j.c, dn=j.d - j.cday)
     sizes = wh.execute(c.group_by(["bd", "c", "cday"]).aggregate(size=c.count()))
-    cells = wh.execute(_cells(q, j, by=("bd",)))
-    hits: dict[str, dict[int, int]] = {}
-    if last_day is not None:
-        per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
-            ["user_id", "bd", "c", "cday"]
-        ).aggregate(**_hit_flags(q, j))
-        hdf = wh.execute(
-            per.group_by("bd").aggregate(
-                **{
-                    f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
-                    for dn in SUMMARY_DAYS
-                }
-            )
-        )
-        hits = {
-            str(row["bd"]): {dn: int(row[f"h{dn}"] or 0) for dn in SUMMARY_DAYS}
-            for row in hdf.to_dict("records")
-        }
-    present = set(sizes["bd"].astype(str))
-    out = []
+    if engine == "duckdb" and (q.method == "rolling" or q.periods < _MASK_BITS):
+        cells, hits = _counts_by(wh, q, j, last_day, by=("bd",))
+    else:
+        cells = wh.execute(_cells(q, j, by=("bd",)))
+        hits = _hits_by(wh, q, j, last_day)
+    for df in (sizes, cells, hits):
+        df["bd"] = df["bd"].astype(str)
+
+    def block(
+        sz: pd.DataFrame, ce: pd.DataFrame, hi: pd.DataFrame
+    ) -> tuple[list[RetentionCohort], RetentionCohort, list[RetentionSummary]]:
+        cohorts, total = _matrix(q, sz, ce, last_p)
+        known = {dn: int(hi[f"h{dn}"].sum()) for dn in SUMMARY_DAYS}
+        return cohorts, total, _summary(wh, q, sz, None, last_day, known)
+
+    cohorts, total, summary = block(
+        sizes.groupby(["c", "cday"], as_index=False)["size"].sum(),
+        cells.groupby(["c", "n"], as_index=False)["users"].sum(),
+        hits,
+    )
+    present = set(sizes["bd"])
+    breakdowns = []
     for value in dict.fromkeys([*kept, OTHER]):
-        if value not in present:
-            continue
-        vs = sizes[sizes["bd"].astype(str) == value]
-        vc = cells[cells["bd"].astype(str) == value]
-        cohorts, total = _matrix(q, vs, vc, last_p)
-        known = hits.get(value, dict.fromkeys(SUMMARY_DAYS, 0))
-        out.append(
-            RetentionBreakdown(
-                value=value, cohorts=cohorts, total=total,
-                summary=_summary(wh, q, vs, None, last_day, known),
+        if value in present:
+            vc, vt, vs = block(
+                sizes[sizes["bd"] == value], cells[cells["bd"] == value], hits[hits["bd"] == value]
             )
+            breakdowns.append(RetentionBreakdown(value=value, cohorts=vc, total=vt, summary=vs))
+    return RetentionResult(
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary,
+        breakdowns=breakdowns,
+    )
+
+
+def _hits_by(wh: Any, q: RetentionQuery, j: ir.Table, last_day: int | None) -> pd.DataFrame:
+    """Generic: D1/D7/D30 hits per breakdown value (bd, h1, h7, h30) over the users for
+    whom the day is already in the data."""
+    if last_day is None:
+        return pd.DataFrame(columns=["bd", *(f"h{dn}" for dn in SUMMARY_DAYS)])
+    per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
+        ["user_id", "bd", "c", "cday"]
+    ).aggregate(**_hit_flags(q, j))
+    hdf = wh.execute(
+        per.group_by("bd").aggregate(
+            **{
+                f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
+                for dn in SUMMARY_DAYS
+            }
         )
-    return out
+    )
+    return hdf.fillna(0)  # type: ignore[no-any-return]
 
 
 def retained_users(wh: Any, q: RetentionQuery, cohort: str, n: int, retained: bool) -> list[str]:
