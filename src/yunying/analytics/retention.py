@@ -221,8 +221,8 @@ def _matrix(
 ) -> tuple[list[RetentionCohort], RetentionCohort]:
     """Cohort rows and the all-cohorts row from sizes (c, cday, size) and cells (c, n, users).
 
-    A rate is shown only where period N is over for that cohort; the all-cohorts row
-    weights each period by the cohorts that reached it.
+    A rate is given only where the cohort's period N is already in the data (else None);
+    the all-cohorts row weights each period by the cohorts that reached it.
     """
     size: dict[int, int] = {}
     for r in sizes.itertuples():
