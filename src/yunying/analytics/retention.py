@@ -11,6 +11,11 @@ sorted 64-bit keys (``_retention_sorted``, ``yunying.analytics.sortkeys``): one 
 returns the start and return rows (user id, local day, flags), NumPy sorts ``(user bucket
 | day | flags)`` and reads cohort, matrix and D1/D7/D30 from each user's rows in day
 order. ``recurring`` cohorts, and Spark, use the cohort/return join.
+
+A breakdown splits every cohort by a property of the event that put the user in it (their
+first start event; for ``recurring``, their first start event of that period), as PostHog
+does: each cohort membership has exactly one value, so the values add up to all users.
+Breakdowns take the generic join (the sorted path reads no properties).
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from pydantic import BaseModel, Field
 
 from yunying.analytics import kernels
 from yunying.analytics.common import (
+    OTHER,
+    Breakdown,
     DateRange,
     EventSpec,
     PropertyFilter,
     apply_filters,
+    breakdown_column,
     engine_of,
     event_cond,
     local_ts,
@@ -71,6 +79,7 @@ class RetentionQuery(BaseModel):
     method: Literal["classic", "rolling"] = "classic"
     dates: DateRange
     filters: list[PropertyFilter] = Field(default_factory=list)
+    breakdown: Breakdown | None = None  # property of the start event that formed the cohort
 
 
 class RetentionCohort(BaseModel):
@@ -87,24 +96,43 @@ class RetentionSummary(BaseModel):
     rate: float | None
 
 
+class RetentionBreakdown(BaseModel):
+    """The cohorts of one breakdown value (the top values, then ``(other)``)."""
+
+    value: str
+    cohorts: list[RetentionCohort]
+    total: RetentionCohort
+    summary: list[RetentionSummary]
+
+
 class RetentionResult(BaseModel):
     period: RetentionPeriod
     method: Literal["classic", "rolling"]
     cohorts: list[RetentionCohort]
     total: RetentionCohort  # all cohorts together, weighted by size
     summary: list[RetentionSummary]
+    breakdowns: list[RetentionBreakdown] = Field(default_factory=list)  # empty: no breakdown
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Cohort rows then the total; with a breakdown, a leading group column and the
+        all-users block first, then each value's block."""
         n = len(self.total.retained)
         headers = [tr("retention.col.cohort"), tr("retention.col.size")] + [
             f"{tr('retention.col.period_' + self.period)} {i}" for i in range(n)
         ]
+        blocks = [(tr("retention.group_all"), self.cohorts, self.total)] + [
+            (b.value, b.cohorts, b.total) for b in self.breakdowns
+        ]
         rows: list[list[Any]] = []
-        for c in [*self.cohorts, self.total]:
-            rows.append(
-                [c.cohort, c.size]
+        for value, cohorts, total in blocks if self.breakdowns else blocks[:1]:
+            rows.extend(
+                ([value] if self.breakdowns else [])
+                + [c.cohort, c.size]
                 + [("" if r is None else f"{r:.1%}") for r in c.rates]
+                for c in [*cohorts, total]
             )
+        if self.breakdowns:
+            headers = [tr("retention.col.group"), *headers]
         return headers, rows
 
 
@@ -168,6 +196,8 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
     if mx is not None and str(mx) != "NaT":
         local = pd.Timestamp(mx).to_pydatetime().replace(tzinfo=UTC).astimezone(zone(tz)).date()
         last_p, last_day = period_of_date(local, q.period), period_of_date(local, "day")
+    if q.breakdown is not None:  # the generic join, grouped by value (no sorted path)
+        return _retention_by(wh, q, q.breakdown, last_p, last_day)
     fast = _retention_sorted(wh, q, last_day) if _sorted_applies(wh, q) else None
     j: ir.Table | None = None
     hits: dict[int, int] | None = None
@@ -181,6 +211,21 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
             cells_df, hits = _cells_and_hits(wh, q, j, last_day)
         else:
             cells_df = wh.execute(_cells(q, j))
+    cohorts, total = _matrix(q, sizes, cells_df, last_p)
+    summary = _summary(wh, q, sizes, j, last_day, hits)
+    return RetentionResult(
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
+    )
+
+
+def _matrix(
+    q: RetentionQuery, sizes: pd.DataFrame, cells_df: pd.DataFrame, last_p: int | None
+) -> tuple[list[RetentionCohort], RetentionCohort]:
+    """Cohort rows and the all-cohorts row from sizes (c, cday, size) and cells (c, n, users).
+
+    A rate is given only where the cohort's period N is already in the data (else None);
+    the all-cohorts row weights each period by the cohorts that reached it.
+    """
     size: dict[int, int] = {}
     for r in sizes.itertuples():
         size[int(r.c)] = size.get(int(r.c), 0) + int(r.size)
@@ -210,10 +255,7 @@ def run_retention(wh: Any, q: RetentionQuery) -> RetentionResult:
         retained=tot_ret,
         rates=[tot_ret[n] / tot_base[n] if tot_base[n] else None for n in range(q.periods + 1)],
     )
-    summary = _summary(wh, q, sizes, j, last_day, hits)
-    return RetentionResult(
-        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary
-    )
+    return cohorts, total
 
 
 _CODE_BITS = 2  # bit 1: a start row, bit 0: a return row
@@ -378,19 +420,22 @@ def _max_by_sorted(out: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:
     out[idx[st]] = np.maximum.reduceat(val, st)
 
 
-def _cells(q: RetentionQuery, j: ir.Table) -> ir.Table:
-    """(c, n, users): users of cohort c retained in period n (generic: any engine)."""
+def _cells(q: RetentionQuery, j: ir.Table, by: tuple[str, ...] = ()) -> ir.Table:
+    """(*by, c, n, users): users of cohort c retained in period n (generic: any engine).
+
+    ``by`` adds grouping columns of ``j`` (the breakdown value) that are constant per
+    user and cohort."""
     jj = j.filter(j.n <= q.periods)
     if q.method == "classic":
         return (
-            jj.select("user_id", "c", "n").distinct().group_by(["c", "n"]).aggregate(users=ibis._.count())
+            jj.select("user_id", *by, "c", "n").distinct().group_by([*by, "c", "n"]).aggregate(users=ibis._.count())
         )
-    last = j.group_by(["user_id", "c"]).aggregate(mx=j.n.max())
+    last = j.group_by(["user_id", *by, "c"]).aggregate(mx=j.n.max())
     # rolling: retained at N when any return at N or later; expand via N <= max
     nums = ibis.memtable({"n": list(range(q.periods + 1))})
     x = last.cross_join(nums)
     x = x.filter(x.n <= x.mx)
-    return x.group_by(["c", "n"]).aggregate(users=x.count())
+    return x.group_by([*by, "c", "n"]).aggregate(users=x.count())
 
 
 _MASK_BITS = 63  # classic periods 0..62 fit one BIGINT bit mask per user and cohort
@@ -407,32 +452,42 @@ def _cells_and_hits(
     wh: Any,
     q: RetentionQuery, j: ir.Table, last_day: int | None
 ) -> tuple[pd.DataFrame, dict[int, int]]:
-    """DuckDB: the matrix cells and the D1/D7/D30 hits in one pass over the matched rows.
+    """DuckDB: the matrix cells and the D1/D7/D30 hits in one pass over the matched rows."""
+    cells, hits = _counts_by(wh, q, j, last_day)
+    return cells, {dn: int(hits[f"h{dn}"].sum()) for dn in SUMMARY_DAYS}
+
+
+def _counts_by(
+    wh: Any, q: RetentionQuery, j: ir.Table, last_day: int | None, by: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DuckDB: cells (*by, c, n, users) and hits (*by, h1, h7, h30, one row per cohort) in
+    one pass over the matched rows.
 
     One row per (user, cohort): a bit mask of the periods with a return (classic) or the
-    last such period (rolling), and the day-N flags; then one aggregate per cohort.
+    last such period (rolling), and the day-N flags; then one aggregate per cohort (and
+    ``by`` group: the breakdown value, constant per user and cohort).
     """
     inr = j.n <= q.periods
     if q.method == "classic":
         bit = ibis.ifelse(inr, ibis.literal(1, type="int64") << j.n.cast("int64"), 0)
-        per = j.group_by(["user_id", "c", "cday"]).aggregate(
+        per = j.group_by(["user_id", *by, "c", "cday"]).aggregate(
             m=bit.cast("int64").bit_or(), **_hit_flags(q, j)
         )
         cols = {f"r{n}": ((per.m >> n) & 1).sum() for n in range(q.periods + 1)}
     else:
-        per = j.group_by(["user_id", "c", "cday"]).aggregate(mx=j.n.max(), **_hit_flags(q, j))
+        per = j.group_by(["user_id", *by, "c", "cday"]).aggregate(mx=j.n.max(), **_hit_flags(q, j))
         cols = {f"r{n}": (per.mx >= n).cast("int64").sum() for n in range(q.periods + 1)}
     ld = -(2**62) if last_day is None else last_day
     for dn in SUMMARY_DAYS:
         cols[f"h{dn}"] = ibis.ifelse(per.cday + dn <= ld, per[f"h{dn}"], 0).sum()
-    out = wh.execute(per.group_by("c").aggregate(**cols))
+    out = wh.execute(per.group_by([*by, "c"]).aggregate(**cols))
     rows = [
-        (int(r["c"]), n, int(r[f"r{n}"] or 0))
+        (*(r[b] for b in by), int(r["c"]), n, int(r[f"r{n}"] or 0))
         for r in out.to_dict("records")
         for n in range(q.periods + 1)
     ]
-    hits = {dn: int(out[f"h{dn}"].fillna(0).sum()) for dn in SUMMARY_DAYS}
-    return pd.DataFrame(rows, columns=["c", "n", "users"]), hits
+    hits = out[[*by, *(f"h{dn}" for dn in SUMMARY_DAYS)]].fillna(0)
+    return pd.DataFrame(rows, columns=[*by, "c", "n", "users"]), hits
 
 
 def _summary(
@@ -475,6 +530,96 @@ def _summary(
             RetentionSummary(day=dn, users=users, retained=ret, rate=ret / users if users else None)
         )
     return out
+
+
+def _cohort_values(wh: Any, q: RetentionQuery, bd: Breakdown) -> tuple[ir.Table, list[str]]:
+    """(user_id, c, cday, bd): each cohort membership and the breakdown value of the start
+    event that formed it (the earliest; ties go to the lower event id), plus the kept
+    values (top ``limit`` by cohort users, as ``breakdown_column`` ranks them)."""
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    t = apply_filters(engine, wh.table("events"), q.filters)
+    start, end = q.dates.utc_bounds(tz)
+    s = t.filter(
+        event_cond(engine, t, EventSpec(event=q.start_event, filters=q.start_filters)), t.ts < end
+    )
+    if q.cohort != "first_ever":
+        s = s.filter(s.ts >= start)
+    s = s.mutate(c=period_index(engine, s.ts, q.period, tz))
+    part = [s.user_id, s.c] if q.cohort == "recurring" else [s.user_id]
+    ranked = s.mutate(
+        _rn=ibis.row_number().over(ibis.window(group_by=part, order_by=[s.ts, s.event_id]))
+    )
+    f = ranked.filter(ranked._rn == 0)
+    if q.cohort == "first_ever":
+        f = f.filter(f.ts >= start)  # first ever, and inside the range
+    f, kept = breakdown_column(wh, f, bd)
+    return f.select("user_id", "c", bd=f._bd, cday=period_index(engine, f.ts, "day", tz)), kept
+
+
+def _retention_by(
+    wh: Any, q: RetentionQuery, bd: Breakdown, last_p: int | None, last_day: int | None
+) -> RetentionResult:
+    """The cohort matrix, total and D1/D7/D30 of each breakdown value, and of all users as
+    their sums (exact: a cohort membership has one value), from one grouped generic join.
+    """
+    engine = engine_of(wh)
+    c, kept = _cohort_values(wh, q, bd)
+    r = _returns(wh, q).rename(r_user="user_id")
+    j = c.join(r, [c.user_id == r.r_user, r.p >= c.c])
+    j = j.select("user_id", "bd", "c", "cday", n=j.p - j.c, dn=j.d - j.cday)
+    sizes = wh.execute(c.group_by(["bd", "c", "cday"]).aggregate(size=c.count()))
+    if engine == "duckdb" and (q.method == "rolling" or q.periods < _MASK_BITS):
+        cells, hits = _counts_by(wh, q, j, last_day, by=("bd",))
+    else:
+        cells = wh.execute(_cells(q, j, by=("bd",)))
+        hits = _hits_by(wh, q, j, last_day)
+    for df in (sizes, cells, hits):
+        df["bd"] = df["bd"].astype(str)
+
+    def block(
+        sz: pd.DataFrame, ce: pd.DataFrame, hi: pd.DataFrame
+    ) -> tuple[list[RetentionCohort], RetentionCohort, list[RetentionSummary]]:
+        cohorts, total = _matrix(q, sz, ce, last_p)
+        known = {dn: int(hi[f"h{dn}"].sum()) for dn in SUMMARY_DAYS}
+        return cohorts, total, _summary(wh, q, sz, None, last_day, known)
+
+    cohorts, total, summary = block(
+        sizes.groupby(["c", "cday"], as_index=False)["size"].sum(),
+        cells.groupby(["c", "n"], as_index=False)["users"].sum(),
+        hits,
+    )
+    present = set(sizes["bd"])
+    breakdowns = []
+    for value in dict.fromkeys([*kept, OTHER]):
+        if value in present:
+            vc, vt, vs = block(
+                sizes[sizes["bd"] == value], cells[cells["bd"] == value], hits[hits["bd"] == value]
+            )
+            breakdowns.append(RetentionBreakdown(value=value, cohorts=vc, total=vt, summary=vs))
+    return RetentionResult(
+        period=q.period, method=q.method, cohorts=cohorts, total=total, summary=summary,
+        breakdowns=breakdowns,
+    )
+
+
+def _hits_by(wh: Any, q: RetentionQuery, j: ir.Table, last_day: int | None) -> pd.DataFrame:
+    """Generic: D1/D7/D30 hits per breakdown value (bd, h1, h7, h30) over the users for
+    whom the day is already in the data."""
+    if last_day is None:
+        return pd.DataFrame(columns=["bd", *(f"h{dn}" for dn in SUMMARY_DAYS)])
+    per = j.filter(j.cday + SUMMARY_DAYS[0] <= last_day).group_by(
+        ["user_id", "bd", "c", "cday"]
+    ).aggregate(**_hit_flags(q, j))
+    hdf = wh.execute(
+        per.group_by("bd").aggregate(
+            **{
+                f"h{dn}": ibis.ifelse(per.cday + dn <= last_day, per[f"h{dn}"], 0).sum()
+                for dn in SUMMARY_DAYS
+            }
+        )
+    )
+    return hdf.fillna(0)  # type: ignore[no-any-return]
 
 
 def retained_users(wh: Any, q: RetentionQuery, cohort: str, n: int, retained: bool) -> list[str]:

@@ -4,6 +4,10 @@ For every (user, week|month) with at least one active day in the range, count th
 distinct active local days in it; the result is the distribution (1 day, 2 days, …) summed
 over the periods, plus one row per period. Only whole periods inside the range are counted,
 so a 7-day user really was active every day of that week. DAU/MAU as a ratio is in trends.
+
+A breakdown counts, per value, the days on which a user did the event with that value
+(PostHog's rule): a user whose events carry two values in one period counts under both,
+so the values can add up to more than all users.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ from __future__ import annotations
 from calendar import monthrange
 from typing import Any, Literal
 
+import ibis.expr.types as ir
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
+    OTHER,
+    Breakdown,
     DateRange,
     EventSpec,
     PropertyFilter,
     apply_filters,
+    breakdown_column,
     engine_of,
     event_cond,
     period_index,
@@ -35,6 +44,7 @@ class StickinessQuery(BaseModel):
     period: Literal["week", "month"] = "week"
     dates: DateRange
     filters: list[PropertyFilter] = Field(default_factory=list)
+    breakdown: Breakdown | None = None  # property of the active events
 
 
 class StickinessPeriod(BaseModel):
@@ -44,6 +54,16 @@ class StickinessPeriod(BaseModel):
     average_days: float | None
 
 
+class StickinessBreakdown(BaseModel):
+    """The distribution of one breakdown value (the top values, then ``(other)``)."""
+
+    value: str
+    distribution: list[int]
+    share: list[float]
+    average_days: float | None
+    periods: list[StickinessPeriod]
+
+
 class StickinessResult(BaseModel):
     period: Literal["week", "month"]
     max_days: int
@@ -51,12 +71,23 @@ class StickinessResult(BaseModel):
     share: list[float]
     average_days: float | None
     periods: list[StickinessPeriod]
+    breakdowns: list[StickinessBreakdown] = Field(default_factory=list)  # empty: no breakdown
 
     def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """One row per number of active days; with a breakdown, a leading group column and
+        the all-users rows first, then each value's rows."""
         headers = [tr("stickiness.col.days"), tr("stickiness.col.users"), tr("stickiness.col.share")]
-        rows: list[list[Any]] = [
-            [i + 1, n, f"{s:.1%}"] for i, (n, s) in enumerate(zip(self.distribution, self.share, strict=True))
+        blocks = [(tr("stickiness.group_all"), self.distribution, self.share)] + [
+            (b.value, b.distribution, b.share) for b in self.breakdowns
         ]
+        rows: list[list[Any]] = []
+        for value, dist, share in blocks if self.breakdowns else blocks[:1]:
+            rows.extend(
+                ([value] if self.breakdowns else []) + [i + 1, n, f"{s:.1%}"]
+                for i, (n, s) in enumerate(zip(dist, share, strict=True))
+            )
+        if self.breakdowns:
+            headers = [tr("stickiness.col.group"), *headers]
         return headers, rows
 
 
@@ -94,29 +125,79 @@ def run_stickiness(wh: Any, q: StickinessQuery) -> StickinessResult:
     days = days.filter(days.p >= first, days.p <= last)
     per_user = days.group_by(["user_id", "p"]).aggregate(n=days.count())
     df = wh.execute(per_user.group_by(["p", "n"]).aggregate(users=per_user.count()))
-    max_days = 7 if q.period == "week" else 31
-    dist = [0] * max_days
-    per: dict[int, list[int]] = {p: [0] * _period_days(p, q.period) for p in range(first, last + 1)}
+    dist, per = _tally(df, q.period, first, last)
+    breakdowns = [] if q.breakdown is None else _breakdowns(wh, q, q.breakdown, t, first, last)
+    return StickinessResult(
+        period=q.period,
+        max_days=_max_days(q.period),
+        distribution=dist,
+        share=_share(dist),
+        average_days=_avg(dist),
+        periods=_periods(per, q.period),
+        breakdowns=breakdowns,
+    )
+
+
+def _max_days(period: str) -> int:
+    return 7 if period == "week" else 31
+
+
+def _avg(xs: list[int]) -> float | None:
+    s = sum(xs)
+    return sum((i + 1) * v for i, v in enumerate(xs)) / s if s else None
+
+
+def _share(dist: list[int]) -> list[float]:
+    total = sum(dist)
+    return [v / total if total else 0.0 for v in dist]
+
+
+def _tally(
+    df: pd.DataFrame, period: str, first: int, last: int
+) -> tuple[list[int], dict[int, list[int]]]:
+    """(p, n, users) rows -> the overall distribution and one per period."""
+    dist = [0] * _max_days(period)
+    per: dict[int, list[int]] = {p: [0] * _period_days(p, period) for p in range(first, last + 1)}
     for r in df.itertuples():
         p, n, u = int(r.p), int(r.n), int(r.users)
         dist[n - 1] += u
         per[p][n - 1] += u
-    total = sum(dist)
+    return dist, per
 
-    def avg(xs: list[int]) -> float | None:
-        s = sum(xs)
-        return sum((i + 1) * v for i, v in enumerate(xs)) / s if s else None
 
-    return StickinessResult(
-        period=q.period,
-        max_days=max_days,
-        distribution=dist,
-        share=[v / total if total else 0.0 for v in dist],
-        average_days=avg(dist),
-        periods=[
-            StickinessPeriod(
-                period=period_label(p, q.period), days=len(v), users=v, average_days=avg(v)
+def _periods(per: dict[int, list[int]], period: str) -> list[StickinessPeriod]:
+    return [
+        StickinessPeriod(period=period_label(p, period), days=len(v), users=v, average_days=_avg(v))
+        for p, v in per.items()
+    ]
+
+
+def _breakdowns(
+    wh: Any, q: StickinessQuery, bd: Breakdown, t: ir.Table, first: int, last: int
+) -> list[StickinessBreakdown]:
+    """Per value: the user's active days among their events carrying that value.
+
+    The top values are ranked by distinct users over the events of the whole periods
+    counted, so a value seen only in a cut-off partial week does not take a slot.
+    """
+    engine = engine_of(wh)
+    tz = wh.settings.timezone
+    t = t.mutate(p=period_index(engine, t.ts, q.period, tz))
+    t = t.filter(t.p >= first, t.p <= last)
+    t, kept = breakdown_column(wh, t, bd)
+    days = t.select("user_id", "p", bd=t._bd, d=period_index(engine, t.ts, "day", tz)).distinct()
+    per_user = days.group_by(["user_id", "bd", "p"]).aggregate(n=days.count())
+    df = wh.execute(per_user.group_by(["bd", "p", "n"]).aggregate(users=per_user.count()))
+    values = df["bd"].astype(str)
+    out = []
+    for value in dict.fromkeys([*kept, OTHER]):
+        if not (values == value).any():
+            continue
+        dist, per = _tally(df[values == value], q.period, first, last)
+        out.append(
+            StickinessBreakdown(
+                value=value, distribution=dist, share=_share(dist), average_days=_avg(dist),
+                periods=_periods(per, q.period),
             )
-            for p, v in per.items()
-        ],
-    )
+        )
+    return out

@@ -207,6 +207,10 @@ def register(app: typer.Typer) -> None:
         period: Annotated[str, typer.Option(help="day|week|month")] = "day",
         periods: Annotated[int, typer.Option(help="Periods after the cohort to show.")] = 7,
         method: Annotated[str, typer.Option(help="classic (in period N) | rolling (N or later)")] = "classic",
+        by: Annotated[
+            str | None, typer.Option("--by", help="Break down by this property of the event that formed the cohort.")
+        ] = None,
+        limit: Annotated[int, typer.Option(help="Breakdown: top N values, the rest as other.")] = 10,
         frm: FromOpt = None,
         to: ToOpt = None,
         where: WhereOpt = None,
@@ -228,7 +232,10 @@ def register(app: typer.Typer) -> None:
         q = build(
             RetentionQuery, start_event=start, return_event=ret, cohort=cohort, period=period,
             periods=periods, method=method, dates=_dates(frm, to, s.timezone), filters=_filters(where),
+            breakdown={"property": by, "limit": limit} if by else None,
         )
+        if export_users is not None and q.breakdown is not None:
+            raise YunyingError("retention.export_breakdown")
         with open_warehouse(s) as wh:
             if export_users is not None:
                 label = export_cohort or q.dates.from_.isoformat()
@@ -243,6 +250,13 @@ def register(app: typer.Typer) -> None:
                         t("retention.summary", day=sm.day, rate="-" if sm.rate is None else f"{sm.rate:.1%}",
                           retained=sm.retained, users=sm.users)
                     )
+                for b in res.breakdowns:
+                    for sm in b.summary:
+                        console.print(
+                            t("retention.summary_by", value=b.value, day=sm.day,
+                              rate="-" if sm.rate is None else f"{sm.rate:.1%}", retained=sm.retained, users=sm.users),
+                            markup=False,
+                        )
 
     @app.command("lifecycle")
     def lifecycle_cmd(
@@ -283,6 +297,10 @@ def register(app: typer.Typer) -> None:
     def stickiness_cmd(
         event: Annotated[str | None, typer.Option(help="Event that counts as active (default: any).")] = None,
         period: Annotated[str, typer.Option(help="week|month")] = "week",
+        by: Annotated[
+            str | None, typer.Option("--by", help="Break down by this property of the active events.")
+        ] = None,
+        limit: Annotated[int, typer.Option(help="Breakdown: top N values, the rest as other.")] = 10,
         frm: FromOpt = None,
         to: ToOpt = None,
         where: WhereOpt = None,
@@ -295,7 +313,12 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         q = build(
             StickinessQuery, event=event, period=period, dates=_dates(frm, to, s.timezone),
-            filters=_filters(where),
+            filters=_filters(where), breakdown={"property": by, "limit": limit} if by else None,
         )
         with open_warehouse(s) as wh:
-            emit(run_stickiness(wh, q), fmt)
+            res = run_stickiness(wh, q)
+            emit(res, fmt)
+            if fmt == OutputFormat.table:
+                for b in res.breakdowns:
+                    avg = "-" if b.average_days is None else f"{b.average_days:.2f}"
+                    console.print(t("stickiness.average_by", value=b.value, average=avg), markup=False)

@@ -46,11 +46,22 @@ def trends_chart(res: Any, query: str = "") -> Markup:
 
 
 def retention_chart(res: Any, query: str = "") -> Markup:
-    """Heatmap: one row per cohort, one cell per period, shaded by the retained share."""
+    """Heatmap: one row per cohort, one cell per period, shaded by the retained share.
+
+    With a breakdown: one row per value (its cohorts together) under the all-users row, so
+    the values compare at a glance; the table below the chart keeps every cohort.
+    """
+    breakdowns = getattr(res, "breakdowns", None) or []
     n = max((len(c.rates) for c in [res.total, *res.cohorts]), default=0)
     head = "".join(f"<th>{i}</th>" for i in range(n))
     rows = []
-    for label, c in [(t("web.retention_all"), res.total), *[(c.cohort[:10], c) for c in res.cohorts]]:
+    if breakdowns:
+        first = t("web.breakdown_group")
+        lines = [(t("web.all_users"), res.total), *[(b.value, b.total) for b in breakdowns]]
+    else:
+        first = t("web.cohort")
+        lines = [(t("web.retention_all"), res.total), *[(c.cohort[:10], c) for c in res.cohorts]]
+    for label, c in lines:
         cells = []
         for i in range(n):
             rate = c.rates[i] if i < len(c.rates) else None
@@ -62,7 +73,7 @@ def retention_chart(res: Any, query: str = "") -> Markup:
                 cells.append(f'<td style="background:{color};color:{fg}" title="{c.retained[i]:,}">{rate:.0%}</td>')
         rows.append(f"<tr><td>{escape(label)}</td><td>{c.size:,}</td>{''.join(cells)}</tr>")
     return Markup(
-        f'<table class="data heat" id="heatmap"><tr><th>{escape(t("web.cohort"))}</th>'
+        f'<table class="data heat" id="heatmap"><tr><th>{escape(first)}</th>'
         f'<th>{escape(t("web.cohort_size"))}</th>{head}</tr>{"".join(rows)}</table>'
     )
 
@@ -77,6 +88,25 @@ def lifecycle_chart(res: Any, query: str = "") -> Markup:
 
 
 def stickiness_chart(res: Any, query: str = "") -> Markup:
+    """Users by active days; with a breakdown, a table with one row per value: the share of
+    its user-periods at 1, 2, … days (shaded like the retention heatmap) and the average."""
+    breakdowns = getattr(res, "breakdowns", None) or []
+    if breakdowns:
+        head = "".join(f"<th>{escape(t('web.days_active', n=i + 1))}</th>" for i in range(len(res.share)))
+        rows = []
+        for label, g in [(t("web.all_users"), res), *[(b.value, b) for b in breakdowns]]:
+            cells = "".join(
+                f'<td style="background:{charts.heat_color(v)};color:{"#fff" if v > 0.55 else "#111"}" '
+                f'title="{n:,}">{v:.0%}</td>'
+                for v, n in zip(g.share, g.distribution, strict=True)
+            )
+            avg = "-" if g.average_days is None else f"{g.average_days:.2f}"
+            rows.append(f"<tr><td>{escape(label)}</td><td>{sum(g.distribution):,}</td>{cells}<td>{avg}</td></tr>")
+        return Markup(
+            f'<table class="data heat" id="stickiness-groups"><tr><th>{escape(t("web.breakdown_group"))}</th>'
+            f'<th>{escape(t("web.user_periods"))}</th>{head}<th>{escape(t("web.average_days"))}</th></tr>'
+            f'{"".join(rows)}</table>'
+        )
     return charts.bar_chart(
         [t("web.days_active", n=i + 1) for i in range(len(res.distribution))], res.distribution,
         note=[f"{s:.1%}" for s in res.share],
@@ -128,10 +158,18 @@ def rfm_export(res: Any) -> tuple[list[str], list[list[Any]]]:
 
 
 def retention_export(res: Any) -> tuple[list[str], list[list[Any]]]:
+    """Rates per cohort; with a breakdown, a leading ``breakdown`` column ("" = all users)
+    and each value's total and cohorts after the all-users rows."""
     n = max((len(c.rates) for c in [res.total, *res.cohorts]), default=0)
     headers = ["cohort", "size", *[f"p{i}" for i in range(n)]]
     rows = [[c.cohort, c.size, *c.rates] for c in [res.total, *res.cohorts]]
-    return headers, rows
+    breakdowns = getattr(res, "breakdowns", None) or []
+    if not breakdowns:
+        return headers, rows
+    rows = [["", *r] for r in rows]
+    for b in breakdowns:
+        rows.extend([b.value, c.cohort, c.size, *c.rates] for c in [b.total, *b.cohorts])
+    return ["breakdown", *headers], rows
 
 
 CHARTS: dict[str, Callable[[Any, str], Markup]] = {
