@@ -45,3 +45,32 @@ def test_every_analysis_on_every_engine(any_wh: Warehouse) -> None:
     ]
     st = run_stickiness(wh, StickinessQuery(dates=dr("2024-03-04", "2024-03-10")))
     assert st.distribution[:3] == [4, 3, 0]
+
+
+def test_funnel_breakdown_value_of_the_first_start_on_every_engine(any_wh: Warehouse) -> None:
+    """A user's breakdown value is the one on their first step-1 event; two at the same
+    instant go to the lower event id (DuckDB's ordered aggregate, Spark's window)."""
+    from datetime import datetime
+
+    from yunying.analytics.common import Breakdown
+
+    t = datetime(2024, 3, 4, 9)
+    rows = [
+        ("a", "view", t, {"ch": "ads"}), ("a", "view", t, {"ch": "seo"}),  # tie: e00000 wins
+        ("a", "pay", t.replace(hour=10), None),
+        ("b", "view", t.replace(hour=8), {"ch": "seo"}), ("b", "view", t, {"ch": "ads"}),
+        ("c", "view", t, None),  # no value: (none)
+    ]
+    load(any_wh, rows)
+    f = run_funnel(
+        any_wh,
+        FunnelQuery(
+            steps=[FunnelStep(event="view"), FunnelStep(event="pay")],
+            dates=dr("2024-03-04", "2024-03-04"),
+            breakdown=Breakdown(property="ch"),
+            interval="day",
+        ),
+    )
+    got = {g.value: [s.users for s in g.steps] for g in f.groups}
+    assert got == {"ads": [1, 1], "seo": [1, 0], "(none)": [1, 0]}
+    assert [(p.entered, p.converted) for p in f.over_time] == [(3, 1)]
