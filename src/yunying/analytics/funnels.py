@@ -34,6 +34,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from yunying.analytics import kernels
@@ -755,12 +756,14 @@ def _from_users(wh: Any, q: FunnelQuery, got: _PerUser) -> FunnelResult | None:
         at = np.minimum(np.searchsorted(got.bucket, b), max(got.bucket.size - 1, 0))
         if b.size and (got.bucket.size == 0 or not np.array_equal(got.bucket[at], b)):
             return None  # a value for a user the keys do not hold: do not guess
-        bd = vals.column("_bd").to_numpy(zero_copy_only=False)
-        lv = got.level[at]
-        groups: dict[str, dict[int, int]] = {}
-        for v in np.unique(bd) if bd.size else []:
-            groups[str(v)] = _by_level(lv[bd == v])
-        res.groups = _groups(q, groups)
+        enc = pc.dictionary_encode(vals.column("_bd")).combine_chunks()
+        code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        cells = np.bincount(code * (n + 1) + got.level[at], minlength=len(enc.dictionary) * (n + 1))
+        res.groups = _groups(q, {
+            str(v): {k: int(c) for k, c in enumerate(row) if c}
+            for v, row in zip(enc.dictionary.to_pylist(), cells.reshape(-1, n + 1), strict=True)
+            if row.any()
+        })
     return res
 
 
