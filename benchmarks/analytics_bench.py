@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -46,12 +47,14 @@ WINDOW_DAYS = 7
 
 
 def generate(
-    n_events: int, seed: int = 7, weights: np.ndarray | None = None, first_id: int = 0
+    n_events: int, seed: int = 7, weights: np.ndarray | None = None, first_id: int = 0,
+    ids: str = "short",
 ) -> pa.Table:
     """Events for ~n_events/12 users (Pareto-skewed activity), naive UTC timestamps.
 
     ``weights`` (each user's share of activity) lets ``parts`` draw several chunks from one
-    user base; ``first_id`` numbers their events on. Strings are built by Arrow from
+    user base; ``first_id`` numbers their events on. ``ids``: ``short`` (``u123``) or
+    ``uuid`` (36 characters, as many products name users). Strings are built by Arrow from
     integers and dictionaries, so 10M events take about 1 GB, not the 15 GB NumPy's
     fixed-width strings would.
     """
@@ -89,7 +92,10 @@ def generate(
     evs = np.concatenate([pos, noise_ev])[:n_events].astype(np.int8)
     n = users.size
     ts = (np.datetime64(START, "us") + (secs * 1_000_000).astype("timedelta64[us]"))
-    uid = pc.binary_join_element_wise(pa.scalar("u"), pc.cast(pa.array(users), pa.string()), "")
+    if ids == "uuid":
+        uid = _uuids(n_users).take(pa.array(users))
+    else:
+        uid = pc.binary_join_element_wise(pa.scalar("u"), pc.cast(pa.array(users), pa.string()), "")
     channels = ["organic", "ads", "social", "referral"]
     props = pa.array(['{"channel": "' + c + '"}' for c in channels])
     return pa.table(
@@ -105,6 +111,12 @@ def generate(
     )
 
 
+def _uuids(n: int) -> pa.Array:
+    """One UUID-shaped id per user number, the same in every chunk."""
+    r = np.random.default_rng(12345).integers(0, 2**63, (n, 2), dtype=np.int64).tolist()
+    return pa.array([str(uuid.UUID(int=(a << 64) | b)) for a, b in r])
+
+
 def _strings(codes: np.ndarray, values: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values)).cast(pa.string())
 
@@ -112,16 +124,16 @@ def _strings(codes: np.ndarray, values: list[str]) -> pa.Array:
 PART = 10_000_000
 
 
-def parts(n_events: int, seed: int = 7) -> Iterator[pa.Table]:
+def parts(n_events: int, seed: int = 7, ids: str = "short") -> Iterator[pa.Table]:
     """``generate`` in chunks of at most 10M events drawn from one user base (for 100M);
     up to 10M, one chunk equal to ``generate(n_events, seed)``."""
     if n_events <= PART:
-        yield generate(n_events, seed)
+        yield generate(n_events, seed, ids=ids)
         return
     weights = np.random.default_rng(seed).pareto(1.2, n_events // 12) + 1.0
     weights /= weights.sum()
     for i, off in enumerate(range(0, n_events, PART)):
-        yield generate(min(PART, n_events - off), seed + 1 + i, weights, off)
+        yield generate(min(PART, n_events - off), seed + 1 + i, weights, off, ids)
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,8 +314,8 @@ def _fmt(times: list[tuple[float, float]]) -> str:
     )
 
 
-def _timed_parts(n_events: int) -> Iterator[tuple[pa.Table, float]]:
-    it = parts(n_events)
+def _timed_parts(n_events: int, ids: str) -> Iterator[tuple[pa.Table, float]]:
+    it = parts(n_events, ids=ids)
     while True:
         t0 = time.perf_counter()
         tab = next(it, None)
@@ -312,7 +324,7 @@ def _timed_parts(n_events: int) -> Iterator[tuple[pa.Table, float]]:
         yield tab, time.perf_counter() - t0
 
 
-def load(n_events: int, work: Path) -> tuple[str, str]:
+def load(n_events: int, work: Path, ids: str = "short") -> tuple[str, str]:
     from chdb import session
 
     from yunying.config import load_settings
@@ -325,7 +337,7 @@ def load(n_events: int, work: Path) -> tuple[str, str]:
     gen = load_s = 0.0
     rows = 0
     writer: pq.ParquetWriter | None = None
-    for data in _timed_parts(n_events):
+    for data in _timed_parts(n_events, ids):
         gen += data[1]
         tab = data[0]
         rows += tab.num_rows
@@ -410,6 +422,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query per process")
     ap.add_argument("--rounds", type=int, default=2, help="processes per side, alternating")
     ap.add_argument("--skip-value", action="store_true", help="skip the RFM/CLV section")
+    ap.add_argument(
+        "--ids", choices=["short", "uuid"], default="short",
+        help="user ids: u123 (packed exactly) or UUIDs (hashed, then checked)",
+    )
     a = ap.parse_args(argv)
     if a.reuse is not None:
         work, a.keep = a.reuse, True
@@ -421,9 +437,10 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tempfile.mkdtemp(prefix="yy-analytics-bench-"))
     try:
         if a.reuse is None:
-            project, chpath = load(a.events, work)
+            project, chpath = load(a.events, work, a.ids)
         r = a.repeat
-        print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events ==")
+        ids = "" if a.ids == "short" else f", {a.ids} user ids"
+        print(f"\n== funnel: {len(STEPS)} steps, {WINDOW_DAYS}-day window, {a.events:,} events{ids} ==")
         print(
             f"  (query time only: {a.rounds} processes per side, alternating, each {r} runs after"
             " an untimed connect; same data)"
