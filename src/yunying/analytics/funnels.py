@@ -56,7 +56,7 @@ from yunying.analytics.sortkeys import (
     U64,
     Inexact,
     Low,
-    fetch_arrow,
+    fetch_rows,
     group_starts,
     halves,
     map_parts,
@@ -460,7 +460,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> _PerUser | None:
     t0 = _ts_us(start)
     t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
     wsec = int(q.window.total_seconds())
-    tab = fetch_arrow(wh, _sorted_rows_sql(wh, q))
+    tab, check = fetch_rows(wh, _sorted_rows_sql(wh, q))
     end_us = _ts_us(end)
     for unit in _UNITS:  # the coarsest unit in which every time is a whole number
         tb = max(t_max // unit, 1).bit_length() + 1  # a spare bit: see _reached_sorted
@@ -468,7 +468,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> _PerUser | None:
             return None
         try:
             low = Low("ts", "k", t0, unit, kb, exact=True, drop_code=1, end_us=end_us)
-            rk = row_keys(wh, tab, tb + kb, low)
+            rk = row_keys(wh, tab, tb + kb, low, check)
             break
         except Inexact:
             continue

@@ -51,7 +51,7 @@ from yunying.analytics.common import (
 from yunying.analytics.sortkeys import (
     U64,
     Low,
-    fetch_arrow,
+    fetch_rows,
     group_starts,
     halves,
     map_parts,
@@ -308,9 +308,9 @@ def _retention_sorted(
     )
     tb = cap.bit_length()
     shift = tb + _CODE_BITS
-    tab = fetch_arrow(wh, str(wh.con.compile(rows)))
+    tab, check = fetch_rows(wh, str(wh.con.compile(rows)))
     low = Low("lts", "code", day0 * _DAY_US, _DAY_US, _CODE_BITS, cap=cap)
-    rk = row_keys(wh, tab, shift, low)
+    rk = row_keys(wh, tab, shift, low, check)
     del tab
     key, distinct = sort_keys(rk.key, rk.ident, 64 - shift, shift)
     check = rk.check

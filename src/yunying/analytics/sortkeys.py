@@ -25,6 +25,7 @@ after sorting a bucket is exactly one user.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,6 +107,57 @@ SHORT_ID_BYTES = 7
 def fetch_arrow(wh: Any, sql: str) -> pa.Table:
     """Run ``sql`` on the warehouse's DuckDB connection; an Arrow table."""
     return wh.duck.sql(sql).to_arrow_table()
+
+
+_LONG_IDS: dict[tuple[str, int], bool] = {}  # (warehouse file, events rows) -> long ids
+_LONG_LOCK = threading.Lock()
+
+
+def _ids_key(wh: Any) -> tuple[str, int]:
+    rows = wh.duck.execute("SELECT count(*) FROM events").fetchall()[0][0]  # metadata: ~0.3 ms
+    return str(wh.settings.warehouse_path), int(rows)
+
+
+def long_ids(wh: Any) -> bool:
+    """True when an earlier query on these events (same file, same row count) found user
+    ids too long to pack (UUIDs…): ``fetch_rows`` then asks DuckDB for their hash instead
+    of the id. Learnt from the fetched rows rather than by a scan of its own, so the first
+    such query of a process pays the slower path; a stale answer costs speed only, since
+    both fetches are exact."""
+    key = _ids_key(wh)
+    with _LONG_LOCK:
+        return _LONG_IDS.get(key, False)
+
+
+def _found_long_ids(wh: Any) -> None:
+    key = _ids_key(wh)
+    with _LONG_LOCK:
+        if len(_LONG_IDS) > 64:  # one entry per warehouse state seen: keep it small
+            _LONG_IDS.clear()
+        _LONG_IDS[key] = True
+
+
+def fetch_rows(wh: Any, sql: str) -> tuple[pa.Table, Future[int] | None]:
+    """The rows of ``sql`` (with a ``user_id`` column) for ``row_keys``. Short ids come
+    as they are; long ones (``long_ids``) as DuckDB's 64-bit ``hash`` in column ``h``,
+    with, running beside the fetch, the exact count of distinct ids the distinct hashes
+    must equal: no id text crosses into Python, and the hash is computed in the scan.
+    """
+    if not long_ids(wh):
+        return fetch_arrow(wh, sql), None
+    cur = wh.duck.cursor()
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def run() -> int:
+        try:
+            row = cur.execute(f"SELECT count(DISTINCT user_id) FROM ({sql}) AS _r").fetchall()
+            return int(row[0][0]) if row else 0
+        finally:
+            cur.close()
+
+    check = pool.submit(run)
+    pool.shutdown(wait=False)
+    return fetch_arrow(wh, f"SELECT hash(user_id) AS h, * EXCLUDE (user_id) FROM ({sql}) AS _r"), check
 
 
 _MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], U64)  # low i bytes
@@ -286,16 +338,25 @@ class RowKeys(NamedTuple):
         return b
 
 
-def row_keys(wh: Any, tab: pa.Table, shift: int, low: Low) -> RowKeys:
-    """Per fetched row: ``key = identity bucket | low`` (``low`` must fit in ``shift``
-    bits), the identity, and, for long ids, the pending distinct check (its count must
-    equal the distinct identities). Raises ``Inexact`` as ``low`` says."""
-    got = _short_keys(tab, shift, low)
-    if got is not None:
-        return RowKeys(got[0], got[1], None, got[2])
+def row_keys(
+    wh: Any, tab: pa.Table, shift: int, low: Low, check: Future[int] | None = None
+) -> RowKeys:
+    """Per fetched row (``fetch_rows``): ``key = identity bucket | low`` (``low`` must fit
+    in ``shift`` bits), the identity, and, for long ids, the pending distinct check (its
+    count must equal the distinct identities). Raises ``Inexact`` as ``low`` says."""
     batches = [b for b in tab.to_batches() if b.num_rows]
+    if "h" in tab.column_names:  # hashed by the query; ``check`` is its distinct count
+        h = (
+            np.concatenate([b.column("h").to_numpy(zero_copy_only=False) for b in batches])
+            if batches else np.zeros(0, U64)
+        ).astype(U64, copy=False)
+    else:
+        got = _short_keys(tab, shift, low)
+        if got is not None:
+            return RowKeys(got[0], got[1], None, got[2])
+        _found_long_ids(wh)
+        h, check = hashes_and_check(wh, tab)
     lows = np.concatenate([low.numpy(b) for b in batches]) if batches else np.zeros(0, U64)
-    h, check = hashes_and_check(wh, tab)
     return RowKeys(((h >> U64(shift)) << U64(shift)) | lows, h, check, None)
 
 
