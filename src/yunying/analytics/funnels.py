@@ -9,16 +9,17 @@ before it (a running max over a window) — the same answer as ClickHouse's per-
 machine because the start a chain carries only grows over time. The same Ibis
 expressions run on DuckDB and Spark (``funnel_levels``, lazy: segments build on it).
 
-``run_funnel`` on DuckDB answers an ``ordered`` funnel's counts and times to convert from
-sorted 64-bit keys (``_funnel_sorted``, ``yunying.analytics.sortkeys``): one query returns
-the step rows (user id, time, step), NumPy packs each row into ``(user bucket | time in
-the coarsest exact unit | step)``, sorts those integers and runs the same level-by-level
-rule over them — no grouping on the VARCHAR user id, no per-user lists, no round trip
-through another query. Exclusions, breakdowns and periods need per-user ids: there the
-list path (``_levels_ordered_duck``: one aggregate collects each user's step events as a
-sorted list, NumPy runs the rule, the per-user result is registered back as a table)
-answers, as it does when the key would not be exact. Tests check every path against the
-generic expressions on generated data.
+``run_funnel`` on DuckDB answers an ``ordered`` funnel from sorted 64-bit keys
+(``_funnel_sorted``, ``yunying.analytics.sortkeys``): one query returns the step rows
+(user id, time, step), each row becomes ``(user bucket | time in the coarsest exact unit
+| step)``, the integers are sorted and the same level-by-level rule runs over them (NumPy,
+or compiled: ``yunying.analytics.kernels``) — no grouping on the VARCHAR user id, no
+per-user lists. It yields each entering user's level, first step-1 time and fastest
+chain, from which counts, time to convert, conversion over time and breakdowns follow.
+Exclusions need each chain's events: there the list path (``_levels_ordered_duck``: one
+aggregate collects each user's step events as a sorted list, NumPy runs the rule, the
+per-user result is registered back as a table) answers, as it does when the key would not
+be exact. Tests check every path against the generic expressions on generated data.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ Periods are local days/weeks/months of the project time zone.
 
 On DuckDB, cohorts of one per user (``first_ever``, ``first_in_range``) are computed from
 sorted 64-bit keys (``_retention_sorted``, ``yunying.analytics.sortkeys``): one query
-returns the start and return rows (user id, local day, flags), NumPy sorts ``(user bucket
-| day | flags)`` and reads cohort, matrix and D1/D7/D30 from each user's rows in day
-order. ``recurring`` cohorts, and Spark, use the cohort/return join.
+returns the start and return rows (user id, local time, flags), NumPy sorts ``(user
+bucket | day | flags)`` and cohort, matrix and D1/D7/D30 are read from each user's rows in
+day order (NumPy, or one compiled pass: ``yunying.analytics.kernels``). ``recurring``
+cohorts, breakdowns and Spark use the cohort/return join.
 
 A breakdown splits every cohort by a property of the event that put the user in it (their
 first start event; for ``recurring``, their first start event of that period), as PostHog
