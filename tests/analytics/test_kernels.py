@@ -286,3 +286,36 @@ def test_distinct_and_clashes_equals_numpy(h: list[int], bits: int) -> None:
     for fn in passes("distinct_and_clashes"):
         d, c = fn(hs, 64 - bits)
         assert d == want_d and (c > 0) == want_clash
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 4)), max_size=60
+    ),
+    n=st.integers(2, 3),
+    w=st.integers(0, 15),
+)
+@settings(max_examples=300, deadline=None)
+def test_exclusion_rows_equal_numpy(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
+    """Codes above n are exclusion events: a user with one within the window of their
+    first step-1 row is left out, by both passes alike (and by hand below)."""
+    kb = (n + 1).bit_length()
+    tb = max(max((t for _, t, _ in rows), default=1), 1).bit_length() + 1
+    key, shift = keys([(u, t, min(c, n + 1)) for u, t, c in rows], kb, tb)
+    lim = U64((w << kb) | ((1 << kb) - 1))
+    want = _users_sorted(key, n, kb, shift, w)
+    for fn in passes("funnel_users"):
+        got = fn(key, n, kb, shift, lim)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_exclusion_by_hand() -> None:
+    # w=10, n=2, exclusion code 3. user 1: 1@5, excluded @15 (on the bound) -> dropped;
+    # user 2: excluded @1 before its first step-1 @2, then 2@4 -> kept at level 2;
+    # user 3: 1@0, excluded @11 (past the window) -> kept at level 1
+    rows = [(1, 5, 1), (1, 15, 3), (2, 1, 3), (2, 2, 1), (2, 4, 2), (3, 0, 1), (3, 11, 3)]
+    kb, tb = 2, 6
+    key, shift = keys(rows, kb, tb)
+    for fn in [*passes("funnel_users"), lambda k, n, kb, sh, lim: _users_sorted(k, n, kb, sh, 10)]:
+        ub, lvl, _, _ = fn(key, 2, kb, shift, U64((10 << kb) | 3))
+        assert ub.tolist() == [2, 3] and lvl.tolist() == [2, 1]

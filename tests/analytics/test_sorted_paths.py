@@ -175,6 +175,7 @@ def generic_result(wh: Warehouse, q: FunnelQuery) -> Any:
     limit=st.sampled_from([1, 5]),
     interval=st.sampled_from([None, "hour", "day", "week", "month"]),
     by_breakdown=st.booleans(),
+    exclude=st.sampled_from([None, None, "x", "c"]),
 )
 def test_funnel_breakdown_and_periods_equal_generic(
     utc_wh: Warehouse,
@@ -185,9 +186,11 @@ def test_funnel_breakdown_and_periods_equal_generic(
     limit: int,
     interval: str | None,
     by_breakdown: bool,
+    exclude: str | None,
 ) -> None:
-    """Breakdowns (the value on each user's first step-1 event; top N + other) and
-    conversion over time from the sorted path equal the list path's, time to convert too."""
+    """Breakdowns (the value on each user's first step-1 event; top N + other), conversion
+    over time and exclusions (also of a step's event) from the sorted path equal the list
+    path's, time to convert too."""
     wh = utc_wh
     wh.truncate("events")
     if rows:
@@ -202,6 +205,7 @@ def test_funnel_breakdown_and_periods_equal_generic(
         window_seconds=window_h * 3600,
         breakdown=Breakdown(property="channel", limit=limit) if by_breakdown else None,
         interval=interval,  # type: ignore[arg-type]
+        exclusions=[FunnelStep(event=exclude)] if exclude else [],
     )
     assert funnels._sorted_applies(wh, q) and funnels._funnel_sorted(wh, q) is not None
     assert run_funnel(wh, q) == generic_result(wh, q)
@@ -285,13 +289,16 @@ def test_funnel_on_benchmark_data(utc_wh: Warehouse, pass_kind: str) -> None:
 
 
 def test_funnel_other_paths_unchanged(utc_wh: Warehouse) -> None:
-    """Exclusions take the per-user list path; breakdowns the sorted one; same answers."""
+    """Exclusions and breakdowns take the sorted path; same answers as the list path."""
     wh = utc_wh
     wh.truncate("events")
     wh.append_arrow("events", bench.generate(20_000, seed=9))
     q = bench.funnel_query().model_copy(update={"exclusions": [FunnelStep(event="share")]})
-    assert not funnels._sorted_applies(wh, q)
-    assert [s.users for s in run_funnel(wh, q).steps] == generic_funnel(wh, q)[0]
+    assert funnels._sorted_applies(wh, q)
+    got = run_funnel(wh, q)
+    assert [s.users for s in got.steps] == generic_funnel(wh, q)[0]
+    assert got == generic_result(wh, q)
+    assert got.steps[0].users < run_funnel(wh, bench.funnel_query()).steps[0].users
     qb = bench.funnel_query().model_copy(update={"breakdown": Breakdown(property="channel")})
     assert funnels._sorted_applies(wh, qb)
     r = run_funnel(wh, qb)

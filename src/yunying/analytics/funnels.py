@@ -16,10 +16,9 @@ expressions run on DuckDB and Spark (``funnel_levels``, lazy: segments build on 
 or compiled: ``yunying.analytics.kernels``) — no grouping on the VARCHAR user id, no
 per-user lists. It yields each entering user's level, first step-1 time and fastest
 chain, from which counts, time to convert, conversion over time and breakdowns follow.
-Exclusions need each chain's events: there the list path (``_levels_ordered_duck``: one
-aggregate collects each user's step events as a sorted list, NumPy runs the rule, the
-per-user result is registered back as a table) answers, as it does when the key would not
-be exact. Tests check every path against the generic expressions on generated data.
+Exclusion events ride along as one more code. When the key would not be exact the list
+path (``_levels_ordered_duck``: one aggregate collects each user's step events as a sorted
+list, NumPy runs the rule, the per-user result is registered back as a table) answers. Tests check every path against the generic expressions on generated data.
 """
 
 from __future__ import annotations
@@ -351,20 +350,27 @@ def _sorted_rows_sql(wh: Any, q: FunnelQuery) -> str:
     When each event matches at most one step, ``k`` is the event's position in the step
     list (``list_position``, NULL for other events) and rows are kept where it is set:
     DuckDB plans an ``IN`` list as a join, and a CASE costs a fifth more than the lookup.
-    Step-1 rows past the range lose their step later, while packing keys
+    Exclusion events come as rows with code ``n + 1``. Step-1 rows past the range lose
+    their step later, while packing keys
     (``sortkeys.Low.drop_code``): a filter ``k <> 1 OR ts < end`` here makes DuckDB copy
     every column of the 5M rows out of their vectors, which costs more than the scan.
     """
-    events = [s.event for s in q.steps]
-    if len(set(events)) != len(events) or any(s.filters for s in q.steps):
-        return str(wh.con.compile(_entries(wh, q, _base(wh, q))))
     engine = engine_of(wh)
     start, end = q.dates.utc_bounds(wh.settings.timezone)
     t = wh.table("events")
     t = apply_filters(engine, t.filter(t.ts >= start, t.ts <= end + q.window), q.filters)
-    k = _list_position(ibis.literal(events, type="array<string>"), t.event)
-    r = t.select("user_id", "ts", k=k.cast("int32"))
-    return str(wh.con.compile(r.filter(r.k.notnull())))
+    events = [s.event for s in q.steps]
+    if len(set(events)) != len(events) or any(s.filters for s in q.steps):
+        r = _entries(wh, q, _base(wh, q))
+    else:
+        k = _list_position(ibis.literal(events, type="array<string>"), t.event)
+        r = t.select("user_id", "ts", k=k.cast("int32"))
+        r = r.filter(r.k.notnull())
+    if q.exclusions:  # their rows carry code n + 1 (``kernels.funnel_users``)
+        cond = ibis.or_(*[_step_cond(engine, t, x) for x in q.exclusions])
+        x = t.filter(cond).select("user_id", "ts", k=ibis.literal(len(q.steps) + 1, type="int32"))
+        r = ibis.union(r, x, distinct=False)
+    return str(wh.con.compile(r))
 
 
 def _reached_sorted(
@@ -436,6 +442,14 @@ def _users_sorted(
     if last.size:
         at = group_starts(last, shift)
         fastest[np.searchsorted(ub, last[at] >> sh)] = np.minimum.reduceat(span, at)
+    xk = key[(key & U64((1 << kb) - 1)) > U64(n)]  # exclusion rows (code n + 1)
+    if xk.size:  # drop users with one in [first step-1 time, + window]
+        pos = np.minimum(np.searchsorted(ub, xk >> sh), ub.size - 1)
+        xt = ((xk >> U64(kb)) & U64((1 << (shift - kb)) - 1)).astype(np.int64)
+        hit = (ub[pos] == xk >> sh) & (xt >= s0[pos]) & (xt - s0[pos] <= w)
+        keep = np.ones(ub.size, bool)
+        keep[pos[hit]] = False
+        return ub[keep], lvl[keep], s0[keep], fastest[keep]
     return ub, lvl, s0, fastest
 
 
@@ -457,7 +471,7 @@ def _funnel_sorted(wh: Any, q: FunnelQuery) -> _PerUser | None:
     """
     start, end = q.dates.utc_bounds(wh.settings.timezone)
     n = len(q.steps)
-    kb = n.bit_length()
+    kb = (n + 1 if q.exclusions else n).bit_length()
     t0 = _ts_us(start)
     t_max = _ts_us(end + q.window) - t0  # rows have start <= ts <= end + window
     wsec = int(q.window.total_seconds())
@@ -653,9 +667,9 @@ def _first_start(wh: Any, q: FunnelQuery, grain: str) -> ir.Table:
 
 
 def _sorted_applies(wh: Any, q: FunnelQuery) -> bool:
-    """The sorted-key path answers ordered funnels on DuckDB (with their breakdowns and
-    conversion over time); exclusions need each chain's events and take the list path."""
-    return engine_of(wh) == "duckdb" and q.mode == "ordered" and not q.exclusions
+    """The sorted-key path answers ordered funnels on DuckDB, with their exclusions,
+    breakdowns and conversion over time."""
+    return engine_of(wh) == "duckdb" and q.mode == "ordered"
 
 
 def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:

@@ -40,7 +40,8 @@ def _funnel_users(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per user with a step-1 row, in key order: (bucket, highest step reached, time of
     the first step-1 row, the fastest complete chain's span or -1), times in key units,
-    for keys sorted by (user bucket, time, step)."""
+    for keys sorted by (user bucket, time, step). Codes above ``n`` are exclusion events:
+    a user with one in [first step-1 time, + window] is left out (``funnels._exclude``)."""
     size = key.size
     ub = np.empty(size, np.uint64)
     lvl = np.empty(size, np.int32)
@@ -57,10 +58,12 @@ def _funnel_users(
     top = 0  # the current user's highest level
     first = np.int64(-1)
     fastest = np.int64(-1)
+    excluded = False
+    wt = np.int64(lim >> ub_)  # the window in key time units
     for i in range(size + 1):
         b = key[i] >> sh if i < size else np.uint64(0)
         if i == size or i == 0 or b != cur:
-            if i > 0 and top > 0:
+            if i > 0 and top > 0 and not excluded:
                 ub[m] = cur
                 lvl[m] = top
                 s0[m] = first
@@ -72,6 +75,7 @@ def _funnel_users(
             top = 0
             first = np.int64(-1)
             fastest = np.int64(-1)
+            excluded = False
         k = key[i]
         c = int(k & mask)
         if c == 1:
@@ -80,6 +84,9 @@ def _funnel_users(
             if top < 1:
                 top = 1
                 first = np.int64((k >> ub_) & tmask)
+        elif c > n:  # an exclusion event: the user is dropped when it falls in the window
+            if first >= 0 and np.int64((k >> ub_) & tmask) - first <= wt:
+                excluded = True
         elif 2 <= c <= n and seen[c - 1]:
             d = k - best[c - 1]  # across users this exceeds lim: see funnels._reached_sorted
             if d <= lim:
