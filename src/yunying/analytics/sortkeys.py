@@ -350,14 +350,19 @@ def row_keys(
             np.concatenate([b.column("h").to_numpy(zero_copy_only=False) for b in batches])
             if batches else np.zeros(0, U64)
         ).astype(U64, copy=False)
+        lows = _lows(batches, low)
     else:
         got = _short_keys(tab, shift, low)
         if got is not None:
             return RowKeys(got[0], got[1], None, got[2])
         _found_long_ids(wh)
+        lows = _lows(batches, low)  # first: an Inexact retry should not start a 2nd check
         h, check = hashes_and_check(wh, tab)
-    lows = np.concatenate([low.numpy(b) for b in batches]) if batches else np.zeros(0, U64)
     return RowKeys(((h >> U64(shift)) << U64(shift)) | lows, h, check, None)
+
+
+def _lows(batches: list[pa.RecordBatch], low: Low) -> np.ndarray:
+    return np.concatenate([low.numpy(b) for b in batches]) if batches else np.zeros(0, U64)
 
 
 def _short_keys(
