@@ -99,10 +99,12 @@ def test_empty() -> None:
     run_both([], 3, 10)
 
 
+# (user, time, code) rows: users 0..6, times 0..40, codes 1..4
+ROWS = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 4)), max_size=60)
+
+
 @given(
-    rows=st.lists(
-        st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 4)), max_size=60
-    ),
+    rows=ROWS,
     n=st.integers(2, 4),
     w=st.integers(0, 15),
 )
@@ -289,9 +291,7 @@ def test_distinct_and_clashes_equals_numpy(h: list[int], bits: int) -> None:
 
 
 @given(
-    rows=st.lists(
-        st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 4)), max_size=60
-    ),
+    rows=ROWS,
     n=st.integers(2, 3),
     w=st.integers(0, 15),
 )
