@@ -16,7 +16,7 @@ from yunying.analytics import kernels, retention, sortkeys
 from yunying.analytics.common import DateRange, period_of_date
 from yunying.analytics.funnels import _reached_sorted, _users_sorted
 from yunying.analytics.retention import RetentionQuery
-from yunying.analytics.sortkeys import U64, distinct_sorted, group_starts
+from yunying.analytics.sortkeys import U64, group_starts
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,6 +31,11 @@ def passes(name: str) -> list[Any]:
     if kernels.compiled is not None:
         out.append(getattr(kernels.compiled, name))
     return out
+
+
+def distinct_sorted(a: np.ndarray) -> int:
+    """Number of distinct values of a sorted array."""
+    return 1 + int(np.count_nonzero(a[1:] != a[:-1])) if a.size else 0
 
 
 def level_counts(

@@ -41,13 +41,6 @@ R = TypeVar("R")
 _SPLIT_ROWS = 1_000_000  # below this one thread is as fast
 
 
-def distinct_sorted(a: np.ndarray) -> int:
-    """Number of distinct values of a sorted array."""
-    if a.size == 0:
-        return 0
-    return 1 + int(np.count_nonzero(a[1:] != a[:-1]))
-
-
 def group_starts(sorted_keys: np.ndarray, shift: int) -> np.ndarray:
     """Positions where ``key >> shift`` (the user bucket) changes, in sorted keys."""
     if sorted_keys.size == 0:
@@ -185,18 +178,21 @@ def _id_format(chunks: list[pa.Array]) -> bool | None:
     return True if longest <= SHORT_ID_BYTES else None
 
 
-def short_ids(col: pa.ChunkedArray) -> np.ndarray | None:
+def short_ids(col: pa.ChunkedArray, tagged: bool | None = None) -> np.ndarray | None:
     """An exact 64-bit identity per user id, mixed so its top bits spread evenly; None
     when an id is null or too long (then hash + check).
 
     The id's bytes (little-endian, zero-padded) are injective when no id has more than 8
     bytes or a NUL byte; otherwise ids of at most 7 bytes add their length in the top
     byte. One unaligned 8-byte read per id (a strided view over the Arrow data).
+    ``tagged`` packs some of the ids an earlier call (or ``_short_keys``) packed, the
+    same way.
     """
     chunks = col.chunks
-    tagged = _id_format(chunks)
-    if tagged is None:
+    fmt = _id_format(chunks)
+    if fmt is None:
         return None
+    tagged = fmt if tagged is None else tagged
     half = len(chunks) // 2 if len(col) >= _SPLIT_ROWS else 0
     groups = [chunks[:half], chunks[half:]] if half else [chunks]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
@@ -325,10 +321,10 @@ class RowKeys(NamedTuple):
             finally:
                 cur.close()
         else:
-            if _id_format(ids.chunks) is None:
+            packed = short_ids(ids, self.tagged)
+            if packed is None:
                 return None
-            parts = [_pack(c, self.tagged) for c in ids.chunks if len(c)]
-            h = np.concatenate(parts) if parts else np.zeros(0, U64)
+            h = packed
         b = h >> U64(shift)
         if moved and moved[0].size:
             idents, fresh = moved
