@@ -8,14 +8,14 @@ Each command builds the same pydantic query the HTTP API takes and prints the ty
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from yunying import clock
 from yunying.analytics.common import PropertyFilter, zone
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.errors import YunyingError
@@ -86,7 +86,8 @@ def _date(text: str) -> date:
 
 
 def _dates(frm: str | None, to: str | None, tz: str) -> dict[str, date]:
-    today = datetime.now(ZoneInfo("UTC")).astimezone(zone(tz)).date()
+    zone(tz)
+    today = clock.today(tz)
     end = _date(to) if to else today
     start = _date(frm) if frm else end - timedelta(days=29)
     return {"from": start, "to": end}

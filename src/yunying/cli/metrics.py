@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
+from yunying import clock
 from yunying.cli.common import (
     FormatOpt,
     OutputFormat,
@@ -63,9 +64,7 @@ def _date(text: str | None, default: dt.date) -> dt.date:
 
 
 def _yesterday(s: Settings) -> dt.date:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(s.timezone)).date() - dt.timedelta(days=1)
+    return clock.today(s.timezone) - dt.timedelta(days=1)
 
 
 def _last_month(s: Settings) -> Period:

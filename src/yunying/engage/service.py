@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from yunying import clock
 from yunying.appdb import session_scope
 from yunying.engage import codes as codes_mod
 from yunying.engage.campaign_models import CampaignRow, assignment_group
@@ -101,7 +102,7 @@ REDEEM_EVENTS = {
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    return clock.now().replace(microsecond=0)
 
 
 def as_utc(at: dt.datetime | None) -> dt.datetime:

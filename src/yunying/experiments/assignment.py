@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import ibis
@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
+from yunying import clock
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.experiments.spec import EXPOSURE_EVENT, HOLDOUT, ExperimentSpec
@@ -219,7 +220,7 @@ def assign_and_log(
 ) -> AssignResult:
     """Assign eligible users and write an exposure for each one not yet exposed."""
     users = list(user_ids) if user_ids is not None else eligible_users(settings, wh, spec)
-    when = at or datetime.now(UTC).replace(tzinfo=None)
+    when = at or clock.now()
     variants = assign(spec, users)
     done = already_exposed(wh, spec)
     pairs = [(u, v) for u, v in zip(users, variants, strict=True) if v is not None]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from yunying import clock
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
 from yunying.metrics.spec import (
@@ -728,7 +729,7 @@ def compute(
     use_cache: bool = True,
 ) -> ComputeResult:
     """Compute ``names`` per period (and per ``by`` value) between ``start`` and ``end`` inclusive."""
-    end = end or dt.date.today()
+    end = end or clock.today(wh.settings.timezone)
     start = start or end - dt.timedelta(days=29)
     names = list(dict.fromkeys(names))
     check_request(registry, names, grain, start, end, by)

@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel
 
+from yunying import clock
 from yunying.errors import YunyingError
 from yunying.i18n import t
 from yunying.metrics.compute import Source, json_prop, local_ts, utc_bound
@@ -57,7 +58,7 @@ def vintage(
     """Cohorts of loans disbursed between ``start`` and ``end`` (local dates, inclusive)."""
     if end < start or mobs < 1 or dpd < 0:
         raise YunyingError("metrics.bad_range", start=start.isoformat(), end=end.isoformat())
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today(wh.settings.timezone)
     tz = wh.settings.timezone
     lo, hi = utc_bound(start, tz), utc_bound(end + dt.timedelta(days=1), tz)
     wh.refresh()

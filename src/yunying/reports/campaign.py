@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from yunying import clock
 from yunying.experiments.campaign import CampaignEval, run_campaign_eval
 from yunying.i18n import get_language, t
 from yunying.reports import svg
@@ -141,7 +141,7 @@ def campaign_report(
         title=t("reports.camp.title", lang=lang, name=ev.meta.name),
         subtitle=t("reports.camp.subtitle", lang=lang, id=ev.meta.id, window=window, holdout=holdout),
         lang=lang,
-        generated_at=datetime.now(UTC).replace(tzinfo=None),
+        generated_at=clock.now(),
         headline=headline(ev, lang),
         kpis=kpis,
         sections=sections,

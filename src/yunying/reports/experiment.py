@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from yunying import clock
 from yunying.experiments.analysis import (
     AnalyzeQuery,
     ExperimentResult,
@@ -175,7 +174,7 @@ def experiment_report(
         title=t("reports.exp.title", lang=lang, name=r.name),
         subtitle=t("reports.exp.subtitle", lang=lang, id=spec.id, variants=", ".join(v.key for v in spec.variants), method=r.method),
         lang=lang,
-        generated_at=datetime.now(UTC).replace(tzinfo=None),
+        generated_at=clock.now(),
         headline=headline,
         warnings=warnings,
         kpis=kpis,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from yunying import clock
 from yunying.errors import YunyingError
 
 
@@ -23,7 +24,7 @@ def local_midnight_utc(d: date, tz: str) -> datetime:
 
 def utcnow() -> datetime:
     """Naive UTC now, the warehouse's convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return clock.now()
 
 
 def to_utc_naive(value: datetime, tz: str) -> datetime:

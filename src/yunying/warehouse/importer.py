@@ -22,7 +22,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -633,7 +633,9 @@ def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    from yunying import clock
+
+    return clock.now()
 
 
 def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -> int:

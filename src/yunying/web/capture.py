@@ -20,6 +20,7 @@ import ibis
 import pyarrow as pa
 from pydantic import BaseModel
 
+from yunying import clock
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.warehouse.contracts import EVENTS
@@ -182,7 +183,7 @@ class Journal:
         return req.result
 
     def _commit_group(self, group: list[_WriteRequest]) -> None:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+        now = clock.now().isoformat(sep=" ")
         try:
             with self._lock:
                 cur = self._con.cursor()

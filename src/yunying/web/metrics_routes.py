@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from yunying import clock
 from yunying.errors import YunyingError
 from yunying.web.accounts import Principal
 from yunying.web.security import require
@@ -59,7 +60,7 @@ def _last_day(request: Request) -> dt.date:
 
     tz = request.app.state.settings.timezone
     day = request.app.state.gate.run(("last_day", tz), lambda wh: last_local_day(wh, tz))
-    return day or dt.date.today()
+    return day or clock.today(tz)
 
 
 def default_period(request: Request) -> str:

@@ -11,12 +11,13 @@ import datetime as dt
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yunying import clock
 from yunying.appdb import Base
 
 
 def utcnow() -> dt.datetime:
     """Naive UTC, like every timestamp in yunying."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return clock.now()
 
 
 class User(Base):

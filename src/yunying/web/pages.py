@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
+from yunying import clock
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
 from yunying.web import accounts, charts
@@ -143,7 +144,7 @@ def _esc(s: str) -> str:
 
 def example_query(name: str, as_of: dt.date | None) -> dict[str, Any]:
     """A query that fills the form: the last 30 days of data, demo-friendly choices."""
-    end = as_of or dt.date.today()
+    end = as_of or clock.today()
     dates = {"from": (end - dt.timedelta(days=29)).isoformat(), "to": end.isoformat()}
     wide = {"from": (end - dt.timedelta(days=89)).isoformat(), "to": end.isoformat()}
     examples: dict[str, dict[str, Any]] = {
