@@ -6,7 +6,7 @@ YY := $(VENV)/bin/yunying
 DEMO_DIR ?= demo-company
 DEMO_ARGS ?=
 
-.PHONY: demo test venv dev sysdeps lint typecheck bench clean serve
+.PHONY: demo test fuzz venv dev sysdeps lint typecheck bench clean serve
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: sysdeps dev
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider
+
+## make fuzz: the property tests only, exploring 20x more examples with fresh randomness.
+fuzz: sysdeps dev
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -n 2 -q -p no:cacheprovider -m "not browser" \
+		$$(grep -rl "from hypothesis" tests --include="test_*.py")
 
 lint: dev
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from yunying.config import Settings, load_settings
 from yunying.i18n import set_language
 from yunying.warehouse.engine import Warehouse
+
+# Hypothesis: CI replays a fixed set of examples (a random find must never block a landing);
+# local runs explore and remember failures; `make fuzz` explores much further. A failure
+# found anywhere is pinned with @example in its test.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.register_profile("fuzz", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
+)
 
 ENGINES = ["duckdb", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")])]
 

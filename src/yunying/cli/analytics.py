@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from yunying import clock
+from yunying import clock, timeexpr
 from yunying.analytics.common import PropertyFilter, zone
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.errors import YunyingError
@@ -24,8 +24,16 @@ from yunying.warehouse.engine import open_warehouse
 
 M = TypeVar("M", bound=BaseModel)
 
-FromOpt = Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (default: 30 days ago).")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="Last day YYYY-MM-DD, inclusive (default: today).")]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="First day: YYYY-MM-DD, yesterday, -90d, -3m … (default: 30 days ago).")
+]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Last day, inclusive: YYYY-MM-DD, yesterday, -1d … (default: today).")
+]
+LastOpt = Annotated[
+    str | None,
+    typer.Option("--last", help="Instead of --from/--to: 30d, 8w, 3m, 1y (ending today), or last-month, this-week …"),
+]
 WhereOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -78,18 +86,20 @@ def _filters(items: list[str] | None) -> list[PropertyFilter]:
     return [parse_filter(x) for x in items or []]
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise YunyingError("analytics.bad_date", text=text) from None
-
-
-def _dates(frm: str | None, to: str | None, tz: str) -> dict[str, date]:
+def _dates(frm: str | None, to: str | None, tz: str, span: str | None = None) -> dict[str, date]:
+    """``--from``/``--to`` as day expressions, or ``--last`` as a span or named range."""
     zone(tz)
     today = clock.today(tz)
-    end = _date(to) if to else today
-    start = _date(frm) if frm else end - timedelta(days=29)
+    if span:
+        if frm or to:
+            raise YunyingError("time.last_and_from")
+        try:
+            start, end = timeexpr.last(span, today)
+        except YunyingError:
+            start, end = timeexpr.parse_range(span, today)
+        return {"from": start, "to": end}
+    end = timeexpr.parse_day(to, today) if to else today
+    start = timeexpr.parse_day(frm, today) if frm else end - timedelta(days=29)
     return {"from": start, "to": end}
 
 
@@ -142,6 +152,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Breakdown: top N values, the rest as other.")] = 10,
         frm: FromOpt = None,
         to: ToOpt = None,
+        span: LastOpt = None,
         where: WhereOpt = None,
         project: ProjectOpt = None,
         fmt: FormatOpt = OutputFormat.table,
@@ -152,7 +163,7 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         q = build(
             TrendsQuery, event=event, measure=measure, property=prop, grain=grain,
-            dates=_dates(frm, to, s.timezone), filters=_filters(where),
+            dates=_dates(frm, to, s.timezone, span), filters=_filters(where),
             breakdown={"property": by, "limit": limit} if by else None,
         )
         with open_warehouse(s) as wh:
@@ -168,6 +179,7 @@ def register(app: typer.Typer) -> None:
         interval: Annotated[str | None, typer.Option(help="Conversion over time: hour|day|week|month.")] = None,
         frm: FromOpt = None,
         to: ToOpt = None,
+        span: LastOpt = None,
         where: WhereOpt = None,
         export_users: ExportOpt = None,
         export_step: Annotated[int, typer.Option(help="Export: users who reached this step …")] = 1,
@@ -184,7 +196,7 @@ def register(app: typer.Typer) -> None:
         q = build(
             FunnelQuery, steps=[_step(x) for x in steps], window_days=window, mode=mode,
             exclusions=[_step(x) for x in exclude or []], interval=interval,
-            dates=_dates(frm, to, s.timezone), filters=_filters(where),
+            dates=_dates(frm, to, s.timezone, span), filters=_filters(where),
             breakdown={"property": by} if by else None,
         )
         with open_warehouse(s) as wh:
@@ -214,6 +226,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Breakdown: top N values, the rest as other.")] = 10,
         frm: FromOpt = None,
         to: ToOpt = None,
+        span: LastOpt = None,
         where: WhereOpt = None,
         export_users: ExportOpt = None,
         export_cohort: Annotated[str | None, typer.Option(help="Export: cohort label, e.g. 2024-03-04.")] = None,
@@ -232,7 +245,7 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         q = build(
             RetentionQuery, start_event=start, return_event=ret, cohort=cohort, period=period,
-            periods=periods, method=method, dates=_dates(frm, to, s.timezone), filters=_filters(where),
+            periods=periods, method=method, dates=_dates(frm, to, s.timezone, span), filters=_filters(where),
             breakdown={"property": by, "limit": limit} if by else None,
         )
         if export_users is not None and q.breakdown is not None:
@@ -265,6 +278,7 @@ def register(app: typer.Typer) -> None:
         grain: Annotated[str, typer.Option(help="hour|day|week|month")] = "week",
         frm: FromOpt = None,
         to: ToOpt = None,
+        span: LastOpt = None,
         where: WhereOpt = None,
         export_users: ExportOpt = None,
         stage: Annotated[str, typer.Option(help="Export: new|returning|resurrecting|dormant")] = "dormant",
@@ -281,7 +295,7 @@ def register(app: typer.Typer) -> None:
 
         s = settings_for(project)
         q = build(
-            LifecycleQuery, event=event, grain=grain, dates=_dates(frm, to, s.timezone),
+            LifecycleQuery, event=event, grain=grain, dates=_dates(frm, to, s.timezone, span),
             filters=_filters(where),
         )
         with open_warehouse(s) as wh:
@@ -304,6 +318,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Breakdown: top N values, the rest as other.")] = 10,
         frm: FromOpt = None,
         to: ToOpt = None,
+        span: LastOpt = None,
         where: WhereOpt = None,
         project: ProjectOpt = None,
         fmt: FormatOpt = OutputFormat.table,
@@ -313,7 +328,7 @@ def register(app: typer.Typer) -> None:
 
         s = settings_for(project)
         q = build(
-            StickinessQuery, event=event, period=period, dates=_dates(frm, to, s.timezone),
+            StickinessQuery, event=event, period=period, dates=_dates(frm, to, s.timezone, span),
             filters=_filters(where), breakdown={"property": by, "limit": limit} if by else None,
         )
         with open_warehouse(s) as wh:

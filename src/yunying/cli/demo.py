@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.demo import DemoSpec, generate
-from yunying.demo.generator import spec_experiment
+from yunying.demo.examples import write_examples
+from yunying.demo.generator import spec_experiment, yesterday
 from yunying.experiments.spec import save as save_experiment
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS
@@ -28,7 +29,8 @@ def register(app: typer.Typer) -> None:
         days: Annotated[int, typer.Option(min=60, max=3650, help="Days of history.")] = 180,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same company.")] = 42,
         end: Annotated[
-            dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day (default 2026-10-31).")
+            dt.datetime | None,
+            typer.Option(formats=["%Y-%m-%d"], help="Last day of data (default: yesterday, in the project zone)."),
         ] = None,
     ) -> None:
         """Build the demo company into the project's warehouse (replaces its data). / 生成演示公司数据。"""
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
             users=users,
             days=days,
             seed=seed,
-            end=end.date() if end else DemoSpec.end,
+            end=end.date() if end else yesterday(s.timezone),
             timezone=s.timezone,
             currency=s.currency,
         )
@@ -70,11 +72,13 @@ def register(app: typer.Typer) -> None:
                     wh.append_arrow(table, pa.concat_tables(chunks))
         # The planted A/B test's definition, so `yunying experiment analyze` finds it.
         save_experiment(s, spec_experiment(spec), overwrite=True)
+        write_examples(spec, s.project_dir)
         console.print(
             t(
                 "demo.done",
                 project=str(s.project_dir),
                 rows=", ".join(f"{k} {v:,}" for k, v in stats.rows.items()),
+                end=spec.end.isoformat(),
             )
         )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from yunying import clock
+from yunying import clock, timeexpr
 from yunying.cli.common import (
     FormatOpt,
     OutputFormat,
@@ -54,13 +54,9 @@ metrics_app = typer.Typer(
 )
 
 
-def _date(text: str | None, default: dt.date) -> dt.date:
-    if not text:
-        return default
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise YunyingError("metrics.bad_date", value=text) from None
+def _date(text: str | None, default: dt.date, s: Settings) -> dt.date:
+    """A day expression (YYYY-MM-DD, yesterday, -30d …) in the project's zone."""
+    return timeexpr.parse_day(text, clock.today(s.timezone)) if text else default
 
 
 def _yesterday(s: Settings) -> dt.date:
@@ -74,13 +70,25 @@ def _last_month(s: Settings) -> Period:
 
 
 def _period(text: str | None, s: Settings) -> Period:
-    return parse_period(text) if text else _last_month(s)
+    """``2026-10``, a day, ``A..B``, or relative: ``last-month``, ``-60d..-31d``, ``last-30d`` …"""
+    if not text:
+        return _last_month(s)
+    try:
+        return parse_period(text)
+    except YunyingError:
+        start, end = timeexpr.parse_range(text, clock.today(s.timezone))
+        return Period(start=start, end=end)
 
 
-FromOpt = Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (default: 30 days before --to).")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="Last day YYYY-MM-DD (default: yesterday).")]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="First day: YYYY-MM-DD or -60d, -3m … (default: 30 days before --to).")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last day: YYYY-MM-DD, yesterday, -1d … (default: yesterday).")]
 PeriodOpt = Annotated[
-    str | None, typer.Option("--period", help="2026-10, 2026-10-05 or 2026-10-01..2026-10-31 (default: last month).")
+    str | None,
+    typer.Option(
+        "--period", help="2026-10, a day, A..B, last-month, last-week, last-30d, -60d..-31d … (default: last month)."
+    ),
 ]
 
 
@@ -141,8 +149,8 @@ def compute_cmd(
     """Compute metrics per period. / 计算指标。"""
     s = settings_for(project)
     reg = load_registry(s)
-    to = _date(end, _yesterday(s))
-    frm = _date(start, to - dt.timedelta(days=29))
+    to = _date(end, _yesterday(s), s)
+    frm = _date(start, to - dt.timedelta(days=29), s)
     g = grain or reg.get(names[0]).grain
     with open_warehouse(s) as wh:
         res = compute(wh, reg, names, g, frm, to, by, use_cache=not no_cache)
@@ -152,8 +160,8 @@ def compute_cmd(
 @metrics_app.command("explain")
 def explain_cmd(
     name: str,
-    period_a: Annotated[str, typer.Option("--from", help="Base period: 2026-09, a day, or a..b.")],
-    period_b: Annotated[str, typer.Option("--to", help="Compared period.")],
+    period_a: Annotated[str, typer.Option("--from", help="Base period: 2026-09, a day, A..B, last-month, -56d..-29d …")],
+    period_b: Annotated[str, typer.Option("--to", help="Compared period, same forms.")],
     by: Annotated[str | None, typer.Option("--by", help="Also attribute to the values of a dimension.")] = None,
     project: ProjectOpt = None,
     fmt: FormatOpt = OutputFormat.table,
@@ -162,7 +170,7 @@ def explain_cmd(
     s = settings_for(project)
     reg = load_registry(s)
     with open_warehouse(s) as wh:
-        res = explain(wh, reg, name, parse_period(period_a), parse_period(period_b), by)
+        res = explain(wh, reg, name, _period(period_a, s), _period(period_b, s), by)
     emit(res, fmt, title=t("metrics.explain.title", name=res.label, method=res.method or "-"))
 
 
@@ -242,7 +250,7 @@ def targets_cmd(
     """Plan vs actual, gap and pacing forecast. / 目标达成与预测。"""
     s = settings_for(project)
     reg = load_registry(s)
-    day = _date(as_of, _yesterday(s))
+    day = _date(as_of, _yesterday(s), s)
     with open_warehouse(s) as wh:
         res = plan_vs_actual(wh, reg, load_targets(s, reg), day)
     emit(res, fmt, title=t("metrics.targets.title", day=day.isoformat()))
@@ -262,8 +270,8 @@ def anomalies_cmd(
     """Daily values scored against a same-weekday median/MAD baseline. / 异常检测。"""
     s = settings_for(project)
     reg = load_registry(s)
-    to = _date(end, _yesterday(s))
-    frm = _date(start, to - dt.timedelta(days=13))
+    to = _date(end, _yesterday(s), s)
+    frm = _date(start, to - dt.timedelta(days=13), s)
     with open_warehouse(s) as wh:
         pts = anomalies(wh, reg, name, frm, to, by, weeks, threshold)
     from yunying.cli.common import render_rows
@@ -294,7 +302,7 @@ def check_cmd(
     s = settings_for(project)
     reg = load_registry(s)
     rules, file_hook = load_alerts(s, reg)
-    day = _date(as_of, _yesterday(s))
+    day = _date(as_of, _yesterday(s), s)
     with open_warehouse(s) as wh:
         report = check_alerts(wh, reg, rules, day, load_targets(s, reg))
     url = webhook or file_hook
@@ -323,7 +331,7 @@ def vintage_cmd(
 ) -> None:
     """Credit vintage curves by disbursement month. / 账龄分析。"""
     s = settings_for(project)
-    day = _date(as_of, _yesterday(s))
+    day = _date(as_of, _yesterday(s), s)
     with open_warehouse(s) as wh:
-        res = vintage(wh, _date(start, day), _date(end, day), mobs, dpd, day)
+        res = vintage(wh, _date(start, day, s), _date(end, day, s), mobs, dpd, day)
     emit(res, fmt, title=t("metrics.vintage.title", dpd=dpd))

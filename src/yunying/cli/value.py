@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,15 +11,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
+from yunying import clock, timeexpr
 from yunying.analytics.clv import ClvQuery, clv_result, export_clv_users, fit_clv
 from yunying.analytics.rfm import RfmQuery, export_rfm_users, run_rfm
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, err_console, settings_for
+from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
 from yunying.warehouse.engine import open_warehouse
 
 Q = TypeVar("Q", bound=BaseModel)
-DATE_FORMATS = ["%Y-%m-%d"]
 
 
 class ThresholdChoice(StrEnum):
@@ -34,8 +35,8 @@ class PeriodChoice(StrEnum):
     month = "month"
 
 
-def _day(v: datetime | None) -> date | None:
-    return v.date() if v is not None else None
+def _day(v: str | None, s: Settings) -> date | None:
+    return timeexpr.parse_day(v, clock.today(s.timezone)) if v else None
 
 
 def build_query(model: Callable[..., Q], **fields: Any) -> Q:
@@ -54,8 +55,8 @@ def register(app: typer.Typer) -> None:
     def rfm_cmd(
         project: ProjectOpt = None,
         as_of: Annotated[
-            datetime | None,
-            typer.Option("--as-of", formats=DATE_FORMATS, help="Last day included (local). Default: latest order day."),
+            str | None,
+            typer.Option("--as-of", help="Last day included (local): YYYY-MM-DD, yesterday, -7d … Default: latest order day."),
         ] = None,
         lookback: Annotated[int, typer.Option("--lookback", help="Days in the window, ending at --as-of.")] = 365,
         threshold: Annotated[
@@ -80,9 +81,10 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """RFM tiers: the 8 classes (重要价值客户 …) and the 1–5 score segments. / RFM 用户分层。"""
+        s = settings_for(project)
         q = build_query(
             RfmQuery,
-            as_of=_day(as_of),
+            as_of=_day(as_of, s),
             lookback_days=lookback,
             threshold=threshold.value,
             recency_threshold=r_threshold,
@@ -91,7 +93,6 @@ def register(app: typer.Typer) -> None:
         )
         if group and not export_users:
             raise YunyingError("value.bad_query", reason="--class needs --export-users")
-        s = settings_for(project)
         with open_warehouse(s) as wh:
             result = run_rfm(wh, q)
             if export_users is not None:
@@ -113,16 +114,16 @@ def register(app: typer.Typer) -> None:
     def clv_cmd(
         project: ProjectOpt = None,
         calibration_end: Annotated[
-            datetime | None,
-            typer.Option("--calibration-end", formats=DATE_FORMATS, help="Last day (inclusive) the models learn from. Default: latest order day."),
+            str | None,
+            typer.Option("--calibration-end", help="Last day (inclusive) the models learn from: YYYY-MM-DD or -60d … Default: latest order day."),
         ] = None,
         calibration_start: Annotated[
-            datetime | None,
-            typer.Option("--calibration-start", formats=DATE_FORMATS, help="Only customers whose first order is on or after this day."),
+            str | None,
+            typer.Option("--calibration-start", help="Only customers whose first order is on or after this day."),
         ] = None,
         holdout_end: Annotated[
-            datetime | None,
-            typer.Option("--holdout-end", formats=DATE_FORMATS, help="Validate predictions on the orders after the calibration end up to this day."),
+            str | None,
+            typer.Option("--holdout-end", help="Validate predictions on the orders after the calibration end up to this day."),
         ] = None,
         period: Annotated[
             PeriodChoice, typer.Option("--period", help="Time unit of recency, T and the horizon.")
@@ -144,18 +145,18 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """CLV with BG/NBD + Gamma-Gamma: P(alive), expected purchases, value. / 客户终身价值。"""
+        s = settings_for(project)
         q = build_query(
             ClvQuery,
-            calibration_end=_day(calibration_end),
-            calibration_start=_day(calibration_start),
-            holdout_end=_day(holdout_end),
+            calibration_end=_day(calibration_end, s),
+            calibration_start=_day(calibration_start, s),
+            holdout_end=_day(holdout_end, s),
             period=period.value,
             horizon=horizon,
             months=months,
             discount_rate=discount_rate,
             top=top,
         )
-        s = settings_for(project)
         with open_warehouse(s) as wh:
             fit = fit_clv(wh, q)
             result = clv_result(wh, q, fit)

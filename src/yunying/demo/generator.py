@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from yunying import clock
 from yunying.demo.experiment import (
     PAY_LIFT,
     WINDOW_DAYS,
@@ -60,12 +61,20 @@ PLAN_MRR = np.array([299.0, 1299.0, 6999.0])
 OWNERS = ("王芳", "李伟", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "黄勇")
 
 
+def yesterday(tz: str = "Asia/Shanghai") -> dt.date:
+    """The default last day of demo data: the day before the clock's today in ``tz``."""
+    return clock.today(tz) - dt.timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class DemoSpec:
+    """Same seed, size and ``end``: the same rows. ``end`` defaults to yesterday, so the
+    demo always looks current and its example campaign is never already over."""
+
     users: int = 20_000
     days: int = 180
     seed: int = 42
-    end: dt.date = dt.date(2026, 10, 31)
+    end: dt.date = field(default_factory=yesterday)
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
 
