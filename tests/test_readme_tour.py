@@ -48,7 +48,7 @@ def test_readme_tour_exits_0_under_a_clock_ahead(tmp_path: Path, when: str) -> N
     if faketime is None:
         pytest.fail("faketime is not installed; run `make test`, which installs it")
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "YUNYING_LANGUAGE": "en"}
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "YUNYING_LANGUAGE": "en", "COLUMNS": "200"}
     env.pop("YUNYING_PROJECT", None)
     project = tmp_path / "demo-company"
     demo = subprocess.run(
@@ -58,7 +58,7 @@ def test_readme_tour_exits_0_under_a_clock_ahead(tmp_path: Path, when: str) -> N
     assert demo.returncode == 0, demo.stdout + demo.stderr
     local = dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Asia/Shanghai"))
     end = (local.date() - dt.timedelta(days=1)).isoformat()
-    assert f"Data ends {end}" in " ".join(demo.stdout.split()), demo.stdout
+    assert f"Dataends{end}" in "".join(demo.stdout.split()), demo.stdout
     (tmp_path / "tour.sh").write_text(tour_script(), encoding="utf-8")
     run = subprocess.run(
         [faketime, when, "bash", "-x", str(tmp_path / "tour.sh")],
