@@ -18,8 +18,6 @@ from yunying.cli.common import (
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS, contract
-from yunying.warehouse.engine import open_warehouse
-from yunying.warehouse.status import warehouse_status
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +73,9 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Tables, row counts, date ranges and quarantine. / 数据状态。"""
+        from yunying.warehouse.engine import open_warehouse
+        from yunying.warehouse.status import warehouse_status
+
         s = settings_for(project)
         with open_warehouse(s) as wh:
             emit(warehouse_status(wh), fmt)

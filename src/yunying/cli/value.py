@@ -11,12 +11,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from yunying.analytics.clv import ClvQuery, clv_result, export_clv_users, fit_clv
-from yunying.analytics.rfm import RfmQuery, export_rfm_users, run_rfm
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, err_console, settings_for
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.warehouse.engine import open_warehouse
 
 Q = TypeVar("Q", bound=BaseModel)
 DATE_FORMATS = ["%Y-%m-%d"]
@@ -80,6 +77,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """RFM tiers: the 8 classes (重要价值客户 …) and the 1–5 score segments. / RFM 用户分层。"""
+        from yunying.analytics.rfm import RfmQuery, export_rfm_users, run_rfm
+        from yunying.warehouse.engine import open_warehouse
+
         q = build_query(
             RfmQuery,
             as_of=_day(as_of),
@@ -144,6 +144,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """CLV with BG/NBD + Gamma-Gamma: P(alive), expected purchases, value. / 客户终身价值。"""
+        from yunying.analytics.clv import ClvQuery, clv_result, export_clv_users, fit_clv
+        from yunying.warehouse.engine import open_warehouse
+
         q = build_query(
             ClvQuery,
             calibration_end=_day(calibration_end),
