@@ -5,7 +5,7 @@ more than the whole funnel does in ClickHouse. Instead DuckDB returns the rows (
 and one integer of time and code), NumPy builds per row one ``uint64`` packing
 ``(user bucket, time, code)`` — the top bits of a 64-bit user identity, then the time in
 the coarsest exact unit, then a small code (step number, flags) — and sorts those plain
-integers (a vectorised sort, far faster than ``argsort`` or ``lexsort``). Rows of one
+integers (``keysort.sort_u64``: far faster than ``argsort`` or ``lexsort``). Rows of one
 user are then contiguous and ordered by (time, code).
 
 The user identity is exact wherever it can be:
@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from yunying.analytics import kernels
+from yunying.analytics.keysort import sort_u64
 
 U64 = np.uint64
 R = TypeVar("R")
@@ -66,7 +67,7 @@ def resolve_buckets(
     """
     if h.size == 0:
         return 0
-    hs = np.sort(h)
+    hs = sort_u64(h)
     first = np.empty(hs.size, bool)
     first[0] = True
     np.not_equal(hs[1:], hs[:-1], out=first[1:])
@@ -456,7 +457,7 @@ def sort_keys(
         return _resolve_then_sort(key, h, bucket_bits, shift, moved)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_identities, h, bucket_bits)
-        done = np.sort(key)
+        done = sort_u64(key)
         distinct, clash_h = fut.result()
     if clash_h.size == 0:
         return done, distinct
@@ -473,7 +474,7 @@ def sort_keys(
     fresh = U64(top + 1) + np.searchsorted(clash_h, h[rows]).astype(U64)
     if moved is not None:
         moved[:] = [clash_h, U64(top + 1) + np.arange(clash_h.size, dtype=U64)]
-    appended = np.sort((fresh << U64(shift)) | (key[rows] & low))
+    appended = sort_u64((fresh << U64(shift)) | (key[rows] & low), in_place=True)
     # close the gaps left by the moved rows in place (ranges are few), then append them
     at = int(lo[0])
     for i in range(lo.size):
@@ -491,7 +492,7 @@ def _resolve_then_sort(
 ) -> tuple[np.ndarray, int]:
     distinct = resolve_buckets(key, h, bucket_bits, shift, moved)
     if distinct >= 0:
-        key.sort()
+        key = sort_u64(key, in_place=True)
     return key, distinct
 
 
@@ -499,7 +500,7 @@ def _identities(h: np.ndarray, bucket_bits: int) -> tuple[int, np.ndarray]:
     """Distinct identities, and those (sorted) that share their bucket bits."""
     if h.size == 0:
         return 0, h[:0]
-    hs = np.sort(h)
+    hs = sort_u64(h)
     ks = kernels.loaded()
     if ks is not None:
         distinct, clashing = ks.distinct_and_clashes(hs, 64 - bucket_bits)
