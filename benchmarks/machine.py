@@ -86,6 +86,10 @@ def describe() -> str:
     fam = cpu_family()
     libs = "  ".join(f"{k} {v}" for k, v in versions().items())
     env = "  ".join(f"{k}={os.environ[k]}" for k in ENV_VARS if k in os.environ) or "(none set)"
+    try:
+        load = "  load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on this platform
+        load = ""
     return "\n".join(
         [
             f"machine : {model}{f' ({fam})' if fam else ''}, {os.cpu_count()} logical CPUs,"
@@ -93,7 +97,7 @@ def describe() -> str:
             f"SIMD    : {' '.join(simd) or '-'}",
             f"NumPy uses: {numpy_simd()}",
             f"Python  : {platform.python_version()}  {libs}",
-            f"env     : {env}",
+            f"env     : {env}{load}",
         ]
     )
 
