@@ -3,8 +3,8 @@
 The funnel and retention fast paths sort one ``uint64`` per row (``yunying.analytics.
 sortkeys``). ``np.sort``'s speed depends on which SIMD kernel NumPy picks for the CPU, so
 ``yunying.analytics.keysort`` measures in each process and picks between ``np.sort`` and a
-Numba LSD radix sort. This prints, per key shape, the median of ``--repeat`` runs of each
-method, and which one ``keysort`` would choose here. Run it once as is and once with
+Numba LSD radix sort by timing its big sorts. This prints, per key shape, the median of
+``--repeat`` runs of each method, and what ``keysort`` chose after its trial sorts. Run it once as is and once with
 ``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL"`` to see what the AVX-512 kernel does.
 
     .venv/bin/python benchmarks/sort_bench.py [--rows 5100000] [--repeat 5] [--duckdb]
@@ -99,11 +99,12 @@ def main(argv: list[str] | None = None) -> None:
         for fn in methods.values():
             assert np.array_equal(fn(keys), want)
             row.append(median_ms(fn, keys, a.repeat))
-        keysort.reset()
-        pick = keysort.method_for(keys)
-        print(f"  {name:22s}" + "".join(f"{v:27.1f}" for v in row) + f"   {pick}")
-    _, timings = keysort.chosen()
-    print("  keysort's calibration on its sample (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+        keysort.reset()  # then as a process would: trial sorts of each method, then its pick
+        for _ in range(2 * keysort.TRIALS + 1):
+            keysort.sort_u64(keys)
+        pick, per_key = keysort.chosen()
+        trials = ", ".join(f"{k} {v:.1f}" for k, v in per_key.items())
+        print(f"  {name:22s}" + "".join(f"{v:27.1f}" for v in row) + f"   {pick} (ns/key: {trials})")
     print()
     print_machine()
 

@@ -117,22 +117,34 @@ def test_large_keys_each_method(method: str, monkeypatch: pytest.MonkeyPatch) ->
     np.testing.assert_array_equal(keysort.sort_u64(key), np.sort(key))
 
 
-def test_calibration_measures_both_and_keeps_the_faster() -> None:
+def test_big_sorts_try_each_method_then_keep_the_faster() -> None:
     if kernels.loaded() is None:  # pragma: no cover - no Numba
         pytest.skip("Numba not installed")
-    key = np.random.default_rng(3).integers(0, U64_MAX, keysort.CALIBRATE_MIN, dtype=np.uint64, endpoint=True)
-    got = keysort.sort_u64(key)
-    np.testing.assert_array_equal(got, np.sort(key))
-    chosen, timings = keysort.chosen()
-    assert set(timings) == set(keysort.METHODS)
-    assert chosen == min(timings, key=lambda m: timings[m])
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, U64_MAX, keysort.CALIBRATE_MIN, dtype=np.uint64, endpoint=True)
+    want = np.sort(key)
+    used = []
+    for _ in range(2 * keysort.TRIALS + 2):
+        m = keysort.method_for(key)
+        used.append(m)
+        keysort._record(m, key.size, 0.001 if m == "radix" else 0.002)
+    assert sorted(used[: 2 * keysort.TRIALS]) == sorted(list(keysort.METHODS) * keysort.TRIALS)
+    assert used[2 * keysort.TRIALS :] == ["radix", "radix"]  # the lower time per key
+    chosen, per_key = keysort.chosen()
+    assert chosen == "radix" and set(per_key) == set(keysort.METHODS)
+    keysort.reset()
+    for _ in range(2 * keysort.TRIALS + 1):  # real sorts, timed for real
+        np.testing.assert_array_equal(keysort.sort_u64(key), want)
+    chosen, per_key = keysort.chosen()
+    assert chosen in keysort.METHODS and chosen == min(per_key, key=lambda m: per_key[m])
 
 
 def test_small_or_uncompiled_uses_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert keysort.method_for(np.zeros(10, np.uint64)) == "numpy"
     monkeypatch.setattr(kernels, "loaded", lambda: None)
     assert keysort.method_for(np.zeros(keysort.CALIBRATE_MIN, np.uint64)) == "numpy"
-    assert keysort.chosen() == (None, {})  # nothing was measured
+    assert keysort.sort_u64(np.zeros(keysort.CALIBRATE_MIN, np.uint64)).size == keysort.CALIBRATE_MIN
+    assert keysort.chosen() == (None, {})  # nothing was timed
 
 
 def test_only_uint64() -> None:
