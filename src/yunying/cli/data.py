@@ -15,7 +15,6 @@ from yunying.cli.common import (
     render_rows,
     settings_for,
 )
-from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS, contract
 
@@ -27,6 +26,8 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option(help="Project name.")] = "yunying project",
     ) -> None:
         """Write a commented yunying.toml into the project folder. / 初始化项目配置。"""
+        from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
+
         s = settings_for(project)
         path = s.project_dir / CONFIG_FILE
         if path.exists():

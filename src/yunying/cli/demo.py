@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
-from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 
 if TYPE_CHECKING:
@@ -36,6 +35,7 @@ def register(app: typer.Typer) -> None:
             TimeElapsedColumn,
         )
 
+        from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
         from yunying.demo import DemoSpec, generate
         from yunying.demo.generator import spec_experiment
         from yunying.experiments.spec import save as save_experiment

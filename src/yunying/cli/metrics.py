@@ -17,11 +17,11 @@ from yunying.cli.common import (
     err_console,
     settings_for,
 )
-from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
 
 if TYPE_CHECKING:
+    from yunying.config import Settings
     from yunying.metrics.tree import Period
 
 metrics_app = typer.Typer(
