@@ -150,3 +150,32 @@ def test_small_or_uncompiled_uses_numpy(monkeypatch: pytest.MonkeyPatch) -> None
 def test_only_uint64() -> None:
     with pytest.raises(TypeError):
         keysort.sort_u64(np.zeros(3, np.int64))
+
+
+@pytest.mark.parametrize("typ", ["int8", "int32", "int64", "uint16", "uint64"])
+def test_arrow_values_equal_to_numpy(typ: str) -> None:
+    """``sortkeys.values`` reads Arrow's buffers (no pandas): slices, chunks and nulls."""
+    import pyarrow as pa
+
+    from yunying.analytics.sortkeys import values
+
+    t = getattr(pa, typ)()
+    a = pa.array([1, 2, 3, 4, 5], t)
+    for col in (a, a.slice(2), pa.chunked_array([a.slice(1, 2), a.slice(3)]), pa.chunked_array([a.slice(1)])):
+        np.testing.assert_array_equal(values(col), col.to_numpy(zero_copy_only=False))
+        assert values(col).dtype == np.dtype(typ)
+    with_null = pa.array([1, None, 3], t)
+    np.testing.assert_array_equal(values(with_null), with_null.to_numpy(zero_copy_only=False))
+
+
+def test_ts_array_equal_to_numpy() -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from yunying.analytics.sortkeys import ts_array
+
+    a = pa.array([dt.datetime(2024, 1, 1), None, dt.datetime(2025, 1, 1, 0, 0, 1, 7000)], pa.timestamp("us"))
+    for col in (a, a.slice(1), pa.chunked_array([a.slice(0, 1), a.slice(1)]), a.cast(pa.timestamp("ms"))):
+        want = col.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).view(np.int64)
+        np.testing.assert_array_equal(ts_array(col), want)
