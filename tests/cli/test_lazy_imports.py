@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,26 @@ def test_subcommand_help_stays_lazy() -> None:
         "    pass\n"
     )
     assert _loaded_after(code) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "forbidden"),
+    [
+        (["tables"], HEAVY),
+        (["status"], HEAVY),  # plain DuckDB queries: no Ibis, no pandas
+        (["experiment", "list"], ["scipy", "statsmodels", "psycopg", "fastapi"]),  # specs, not statistics
+        (["tool", "list"], ["psycopg", "scipy", "fastapi"]),  # SQLite project: no PostgreSQL driver
+        (["segment", "list"], ["psycopg", "scipy", "fastapi"]),
+    ],
+)
+def test_commands_load_only_what_they_use(command: list[str], forbidden: list[str], tmp_path: Path) -> None:
+    argv = ["yunying", *command, "--project", str(tmp_path)] if command != ["tables"] else ["yunying", "tables"]
+    code = (
+        f"sys.argv = {argv!r}\n"
+        "from yunying.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+    )
+    assert [m for m in _loaded_after(code) if m in forbidden] == []
