@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 from _proc import spawned  # noqa: E402
+from machine import print_machine  # noqa: E402
 
 TRUE = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5, "p": 6.0, "q": 3.8, "v": 15.0}
 START = datetime(2024, 1, 1)
@@ -412,6 +413,8 @@ def main() -> None:
     print(f"== RFM / CLV ({a.customers:,} customers, {a.repeat} runs per side) ==")
     for row in run(a.customers, repeat=a.repeat):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    print()
+    print_machine()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported by path
 from _proc import spawned  # noqa: E402
+from machine import print_machine  # noqa: E402
 
 STEPS = ["view", "search", "add_to_cart", "checkout", "pay"]
 NEXT_P = [0.55, 0.45, 0.6, 0.7]  # chance to go on to the next step
@@ -452,6 +453,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  cohort matrices equal ({len(yr)} cohorts); ratio = {ratio}")
         print("  first cohort:", yr[0] if yr else [])
         if a.skip_value:
+            print()
+            print_machine()
             return
         value = Path(__file__).with_name("_value_section.py")
         if value.exists():
@@ -465,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
                 print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
         else:
             print("\n(benchmarks/_value_section.py not present: RFM/CLV section skipped)")
+        print()
+        print_machine()
     finally:
         if a.keep:
             print(f"data kept in {work}")

@@ -239,4 +239,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from machine import print_machine  # benchmarks/ is sys.path[0] when run as a script
+
     main()
+    print()
+    print_machine()

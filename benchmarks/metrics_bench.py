@@ -249,4 +249,8 @@ def run(events: int, days: int, n_metrics: int = 50, folder: Path | None = None)
 
 
 if __name__ == "__main__":
+    from machine import print_machine  # benchmarks/ is sys.path[0] when run as a script
+
     main()
+    print()
+    print_machine()

@@ -196,4 +196,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
+    from machine import print_machine  # benchmarks/ is sys.path[0] when run as a script
+
     main()
+    print()
+    print_machine()

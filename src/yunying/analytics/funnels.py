@@ -32,7 +32,6 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
@@ -700,6 +699,8 @@ def run_funnel(wh: Any, q: FunnelQuery) -> FunnelResult:
         secs = wh.execute(done.select("ttc_seconds"))["ttc_seconds"].dropna().to_numpy(float)
         res.time_to_convert = _ttc(secs, q.histogram_bins)
     if q.interval is not None:
+        import pandas as pd  # only conversion over time needs it (CLI start-up)
+
         fs = _first_start(wh, q, q.interval)
         j = fs.join(levels, "user_id")
         df = wh.execute(
@@ -749,6 +750,8 @@ def _from_users(wh: Any, q: FunnelQuery, got: _PerUser) -> FunnelResult | None:
     if q.time_to_convert:
         res.time_to_convert = _ttc(got.secs[got.level == n], q.histogram_bins)
     if q.interval is not None:
+        import pandas as pd  # only conversion over time needs it (CLI start-up)
+
         local = (
             pd.to_datetime(got.first_us, unit="us", utc=True)
             .tz_convert(zone(wh.settings.timezone))

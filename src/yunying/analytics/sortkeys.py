@@ -5,7 +5,7 @@ more than the whole funnel does in ClickHouse. Instead DuckDB returns the rows (
 and one integer of time and code), NumPy builds per row one ``uint64`` packing
 ``(user bucket, time, code)`` — the top bits of a 64-bit user identity, then the time in
 the coarsest exact unit, then a small code (step number, flags) — and sorts those plain
-integers (a vectorised sort, far faster than ``argsort`` or ``lexsort``). Rows of one
+integers (``keysort.sort_u64``: far faster than ``argsort`` or ``lexsort``). Rows of one
 user are then contiguous and ordered by (time, code).
 
 The user identity is exact wherever it can be:
@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from yunying.analytics import kernels
+from yunying.analytics.keysort import sort_u64
 
 U64 = np.uint64
 R = TypeVar("R")
@@ -66,7 +67,7 @@ def resolve_buckets(
     """
     if h.size == 0:
         return 0
-    hs = np.sort(h)
+    hs = sort_u64(h)
     first = np.empty(hs.size, bool)
     first[0] = True
     np.not_equal(hs[1:], hs[:-1], out=first[1:])
@@ -270,7 +271,7 @@ class Low:
 
     def numpy(self, b: pa.RecordBatch) -> np.ndarray:
         ts = ts_array(b.column(self.time))
-        code = b.column(self.code).to_numpy(zero_copy_only=False).astype(U64)
+        code = values(b.column(self.code)).astype(U64)
         if self.drop_code >= 0:
             code[(code == U64(self.drop_code)) & (ts >= self.end_us)] = 0
         t = ts - self.t0
@@ -291,11 +292,29 @@ class Low:
         return u
 
 
+def values(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A fixed-width Arrow column as NumPy: a view of its values buffer when it has no
+    nulls. Arrow's own ``to_numpy`` imports pandas (0.2 s of a one-off CLI query)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if col.null_count or not pa.types.is_integer(col.type):
+        return col.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(col.type) else 'i'}{col.type.bit_width // 8}")
+    return np.frombuffer(col.buffers()[1], dtype=dtype, count=len(col), offset=col.offset * dtype.itemsize)
+
+
 def ts_array(col: pa.Array) -> np.ndarray:
     """Microseconds since 1970 of a timestamp column (a view when it has no nulls)."""
     if col.type != pa.timestamp("us"):
         col = col.cast(pa.timestamp("us"))
-    return col.to_numpy(zero_copy_only=False).view(np.int64)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    ints = col.view(pa.int64())
+    if ints.null_count:  # as before: a null is NaT's int64 (never a row the keys keep)
+        import pyarrow.compute as pc
+
+        ints = pc.fill_null(ints, np.iinfo(np.int64).min)
+    return values(ints)
 
 
 class RowKeys(NamedTuple):
@@ -343,7 +362,7 @@ def row_keys(
     batches = [b for b in tab.to_batches() if b.num_rows]
     if "h" in tab.column_names:  # hashed by the query; ``check`` is its distinct count
         h = (
-            np.concatenate([b.column("h").to_numpy(zero_copy_only=False) for b in batches])
+            np.concatenate([values(b.column("h")) for b in batches])
             if batches else np.zeros(0, U64)
         ).astype(U64, copy=False)
         lows = _lows(batches, low)
@@ -390,7 +409,7 @@ def _short_keys(
                 ok = ks.pack_keys(
                     ro(_offsets(ch)), kernels.words(raw), raw, tagged,
                     ro(ts_array(batch.column(low.time))),
-                    ro(batch.column(low.code).to_numpy(zero_copy_only=False)),
+                    ro(values(batch.column(low.code))),
                     low.t0, low.unit, low.exact, low.cap, low.drop_code, low.end_us,
                     low.code_bits, shift, key[a:b], ident[a:b],
                 )
@@ -456,7 +475,7 @@ def sort_keys(
         return _resolve_then_sort(key, h, bucket_bits, shift, moved)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_identities, h, bucket_bits)
-        done = np.sort(key)
+        done = sort_u64(key)
         distinct, clash_h = fut.result()
     if clash_h.size == 0:
         return done, distinct
@@ -473,7 +492,7 @@ def sort_keys(
     fresh = U64(top + 1) + np.searchsorted(clash_h, h[rows]).astype(U64)
     if moved is not None:
         moved[:] = [clash_h, U64(top + 1) + np.arange(clash_h.size, dtype=U64)]
-    appended = np.sort((fresh << U64(shift)) | (key[rows] & low))
+    appended = sort_u64((fresh << U64(shift)) | (key[rows] & low), in_place=True)
     # close the gaps left by the moved rows in place (ranges are few), then append them
     at = int(lo[0])
     for i in range(lo.size):
@@ -491,7 +510,7 @@ def _resolve_then_sort(
 ) -> tuple[np.ndarray, int]:
     distinct = resolve_buckets(key, h, bucket_bits, shift, moved)
     if distinct >= 0:
-        key.sort()
+        key = sort_u64(key, in_place=True)
     return key, distinct
 
 
@@ -499,7 +518,7 @@ def _identities(h: np.ndarray, bucket_bits: int) -> tuple[int, np.ndarray]:
     """Distinct identities, and those (sorted) that share their bucket bits."""
     if h.size == 0:
         return 0, h[:0]
-    hs = np.sort(h)
+    hs = sort_u64(h)
     ks = kernels.loaded()
     if ks is not None:
         distinct, clashing = ks.distinct_and_clashes(hs, 64 - bucket_bits)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 
 from yunying import clock, timeexpr
-from yunying.analytics.common import PropertyFilter, zone
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.warehouse.engine import open_warehouse
+
+if TYPE_CHECKING:
+    from yunying.analytics.common import PropertyFilter
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,6 +63,8 @@ def _value(text: str) -> str | int | float:
 
 def parse_filter(text: str) -> PropertyFilter:
     """``prop=value`` … → a PropertyFilter; a clear error for anything else."""
+    from yunying.analytics.common import PropertyFilter
+
     s = text.strip()
     try:
         if s.startswith("!") and re.fullmatch(r"![\w\-]+", s):
@@ -88,6 +91,8 @@ def _filters(items: list[str] | None) -> list[PropertyFilter]:
 
 def _dates(frm: str | None, to: str | None, tz: str, span: str | None = None) -> dict[str, date]:
     """``--from``/``--to`` as day expressions, or ``--last`` as a span or named range."""
+    from yunying.analytics.common import zone
+
     zone(tz)
     today = clock.today(tz)
     if span:
@@ -159,6 +164,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Event counts, users, revenue, DAU/WAU/MAU over time. / 趋势分析。"""
         from yunying.analytics.trends import TrendsQuery, run_trends
+        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -191,6 +197,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Funnel conversion, drop-off and time to convert. / 漏斗分析。"""
         from yunying.analytics.funnels import FunnelQuery, export_funnel_users, run_funnel
+        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -241,6 +248,7 @@ def register(app: typer.Typer) -> None:
             export_retention_users,
             run_retention,
         )
+        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -292,6 +300,7 @@ def register(app: typer.Typer) -> None:
             export_lifecycle_users,
             run_lifecycle,
         )
+        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -325,6 +334,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """How many days per week/month users were active. / 用户粘性。"""
         from yunying.analytics.stickiness import StickinessQuery, run_stickiness
+        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(

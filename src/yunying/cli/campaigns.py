@@ -11,11 +11,8 @@ import typer
 
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, settings_for
 from yunying.cli.segments import TIME_FORMATS
-from yunying.engage import campaigns as svc
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.segments.timeutil import to_utc_naive
-from yunying.warehouse.engine import open_warehouse
 
 ByOpt = Annotated[str, typer.Option("--by", help="Who does this (recorded).")]
 RoleOpt = Annotated[
@@ -60,6 +57,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Create a draft campaign. / 创建活动（草稿）。"""
+        from yunying.engage import campaigns as svc
+
         s = settings_for(project)
         if file is not None:
             spec = svc.load_campaign_spec(_read(file), str(file))
@@ -84,11 +83,15 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Campaigns by start time. / 活动列表。"""
+        from yunying.engage import campaigns as svc
+
         emit(svc.list_campaigns(settings_for(project), status), fmt)
 
     @camp.command("show")
     def show_cmd(campaign: str, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """One campaign with its history of status changes. / 活动详情。"""
+        from yunying.engage import campaigns as svc
+
         emit(svc.get_campaign(settings_for(project), campaign), fmt)
 
     def _step(action: str, help_text: str) -> None:
@@ -99,6 +102,8 @@ def register(app: typer.Typer) -> None:
             role: RoleOpt = "operator",
             fmt: FormatOpt = OutputFormat.table,
         ) -> None:
+            from yunying.engage import campaigns as svc
+
             s = settings_for(project)
             emit(svc.transition(s, campaign, action, by, role), fmt)
 
@@ -120,6 +125,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Record the review of an ended campaign. / 活动复盘。"""
+        from yunying.engage import campaigns as svc
+
         s = settings_for(project)
         emit(svc.transition(s, campaign, "review", by, role, note=notes), fmt)
 
@@ -139,6 +146,10 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Assign segment members to treatment/holdout (idempotent events). / 分配实验组与对照组。"""
+        from yunying.engage import campaigns as svc
+        from yunying.segments.timeutil import to_utc_naive
+        from yunying.warehouse.engine import open_warehouse
+
         s = settings_for(project)
         at = to_utc_naive(as_of, s.timezone) if as_of else None
         with open_warehouse(s) as wh:

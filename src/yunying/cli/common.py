@@ -14,16 +14,18 @@ import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from yunying.config import Settings, load_settings, project_dir_default
 from yunying.errors import YunyingError
 from yunying.i18n import set_language, t
+
+if TYPE_CHECKING:
+    from yunying.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,6 +52,11 @@ FormatOpt = Annotated[
 
 
 def settings_for(project: Path | None) -> Settings:
+    from yunying.config import (  # pydantic-settings: not for --help
+        load_settings,
+        project_dir_default,
+    )
+
     s = load_settings(project if project is not None else project_dir_default())
     set_language(os.environ.get("YUNYING_LANGUAGE") or s.language)
     return s

@@ -15,11 +15,8 @@ from yunying.cli.common import (
     render_rows,
     settings_for,
 )
-from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS, contract
-from yunying.warehouse.engine import open_warehouse
-from yunying.warehouse.status import warehouse_status
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +26,8 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option(help="Project name.")] = "yunying project",
     ) -> None:
         """Write a commented yunying.toml into the project folder. / 初始化项目配置。"""
+        from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
+
         s = settings_for(project)
         path = s.project_dir / CONFIG_FILE
         if path.exists():
@@ -75,6 +74,9 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Tables, row counts, date ranges and quarantine. / 数据状态。"""
+        from yunying.warehouse.engine import open_warehouse
+        from yunying.warehouse.status import warehouse_status
+
         s = settings_for(project)
         with open_warehouse(s) as wh:
             emit(warehouse_status(wh), fmt)

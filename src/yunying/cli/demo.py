@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
-from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
-from yunying.demo import DemoSpec, generate
-from yunying.demo.examples import write_examples
-from yunying.demo.generator import spec_experiment, yesterday
-from yunying.experiments.spec import save as save_experiment
 from yunying.i18n import t
-from yunying.warehouse.contracts import CONTRACTS
-from yunying.warehouse.engine import open_warehouse
-from yunying.warehouse.overview import overview
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +27,23 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build the demo company into the project's warehouse (replaces its data). / 生成演示公司数据。"""
+        import pyarrow as pa
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
+        from yunying.demo import DemoSpec, generate
+        from yunying.demo.examples import write_examples
+        from yunying.demo.generator import spec_experiment, yesterday
+        from yunying.experiments.spec import save as save_experiment
+        from yunying.warehouse.contracts import CONTRACTS
+        from yunying.warehouse.engine import open_warehouse
+
         s = settings_for(project)
         s.project_dir.mkdir(parents=True, exist_ok=True)
         cfg = s.project_dir / CONFIG_FILE
@@ -91,6 +101,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Operations overview: tables and headline figures. / 运营总览。"""
+        from yunying.warehouse.engine import open_warehouse
+        from yunying.warehouse.overview import overview
+
         s = settings_for(project)
         with open_warehouse(s) as wh:
             result = overview(wh, s.timezone, as_of.date() if as_of else None)

@@ -11,26 +11,17 @@ import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from yunying.appdb import open_appdb
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, settings_for
-from yunying.engage import points as P
-from yunying.engage import service as S
-from yunying.engage.outbox import flush_outbox
-from yunying.engage.rules import Order, OrderLine
-from yunying.engage.schemas import (
-    ConvertRequest,
-    IssueRequest,
-    RedeemRequest,
-    RollbackRequest,
-    ToolSpec,
-)
 from yunying.errors import YunyingError
+
+if TYPE_CHECKING:
+    from yunying.engage import service as S
+    from yunying.engage.schemas import RedeemRequest
 
 AtOpt = Annotated[
     dt.datetime | None,
@@ -48,6 +39,8 @@ def _key(k: str | None) -> str:
 
 
 def _read(path: Path) -> Any:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
@@ -64,6 +57,8 @@ def _model(cls: type[BaseModel], data: Any, path: str) -> Any:
 
 
 def _elig(members: Path | None, segment: str | None, first_seen: dt.datetime | None, user: str) -> S.StaticEligibility | None:
+    from yunying.engage import service as S
+
     if members is None and first_seen is None:
         return None
     ids: set[str] = set()
@@ -79,6 +74,8 @@ def _elig(members: Path | None, segment: str | None, first_seen: dt.datetime | N
 
 
 def _tool_segment(url: str, tool_id: str) -> str | None:
+    from yunying.engage import service as S
+
     seg = S.get_tool(url, tool_id).rules.get("segment")
     return str(seg) if seg else None
 
@@ -113,6 +110,10 @@ def register(app: typer.Typer) -> None:
     @tool.command("create")
     def create_cmd(spec: Path, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Create a tool from a YAML or JSON spec file. / 创建工具。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+        from yunying.engage.schemas import ToolSpec
+
         url = open_appdb(settings_for(project))
         emit(S.create_tool(url, _model(ToolSpec, _read(spec), str(spec))), fmt)
 
@@ -123,12 +124,18 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """List tools with stock, budget and counters. / 工具列表。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         emit(S.list_tools(url, campaign), fmt)
 
     @tool.command("show")
     def show_cmd(tool_id: str, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """One tool. / 工具详情。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         emit(S.get_tool(url, tool_id), fmt)
 
@@ -145,6 +152,10 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Issue a coupon to a user. / 发券。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+        from yunying.engage.schemas import IssueRequest
+
         url = open_appdb(settings_for(project))
         elig = _elig(members, _tool_segment(url, tool_id), first_seen, user)
         emit(S.issue(url, IssueRequest(key=_key(key), tool_id=tool_id, user_id=user, code=code, at=at), elig), fmt)
@@ -152,6 +163,9 @@ def register(app: typer.Typer) -> None:
     def _redeem_req(tool_id: str, user: str, key: str | None, grant: str | None, order_file: Path | None,
                     order_id: str | None, amount: Decimal | None, product: str, category: str, quantity: int,
                     principal: Decimal | None, at: dt.datetime | None) -> RedeemRequest:
+        from yunying.engage.rules import Order, OrderLine
+        from yunying.engage.schemas import RedeemRequest
+
         order = None
         if order_file is not None:
             order = _model(Order, _read(order_file), str(order_file))
@@ -181,6 +195,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Redeem: use a coupon, buy in a flash sale, draw a lottery… / 核销。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         req = _redeem_req(tool_id, user, key, grant, order_file, order_id, amount, product, category, quantity,
                           principal, at)
@@ -205,6 +222,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Would a redemption succeed, for how much? Changes nothing. / 校验。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         req = _redeem_req(tool_id, user, "validate", grant, order_file, order_id, amount, product, category,
                           quantity, principal, at)
@@ -220,6 +240,10 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Roll a redemption back (refund). / 回滚（退款）。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+        from yunying.engage.schemas import RollbackRequest
+
         url = open_appdb(settings_for(project))
         emit(S.rollback(url, RollbackRequest(key=_key(key), redemption_id=redemption_id, reason=reason, at=at)), fmt)
 
@@ -233,12 +257,19 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Record a trial class converting to paid. / 体验课转化。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+        from yunying.engage.schemas import ConvertRequest
+
         url = open_appdb(settings_for(project))
         emit(S.convert(url, ConvertRequest(key=_key(key), redemption_id=redemption_id, order_id=order_id, at=at)), fmt)
 
     @tool.command("settle")
     def settle_cmd(at: AtOpt = None, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Pay the trial-credit and rate-boost yields due. / 结算到期收益。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         emit(S.settle(url, at), fmt)
 
@@ -251,6 +282,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Generate unique one-time codes in bulk. / 批量生成券码。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         res = S.generate_codes(url, tool_id, count, show=out is not None)
         if out is not None:
@@ -265,12 +299,17 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Ledger balances and a check that every transaction sums to zero. / 账本。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import service as S
+
         url = open_appdb(settings_for(project))
         emit(S.check_ledger(url, prefix), fmt)
 
     @tool.command("flush")
     def flush_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Send pending tool events to the warehouse (idempotent). / 事件写入数仓。"""
+        from yunying.engage.outbox import flush_outbox
+
         emit(flush_outbox(settings_for(project)), fmt)
 
     @points.command("rule")
@@ -283,6 +322,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Set how an event earns points. / 积分规则。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.set_rule(url, P.RuleSpec(event=event, points=pts, per_amount=per_amount, expiry_days=expiry_days)), fmt)
 
@@ -298,6 +340,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Credit points. / 获得积分。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.earn(url, P.EarnRequest(key=_key(key), user_id=user, event=event, amount=amount, points=pts, at=at)), fmt)
 
@@ -312,12 +357,18 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Spend points, oldest-expiring first. / 消耗积分。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.spend(url, P.SpendRequest(key=_key(key), user_id=user, points=pts, reason=reason, at=at)), fmt)
 
     @points.command("expire")
     def expire_cmd(at: AtOpt = None, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Expire lots past their date (run daily). / 积分过期。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.expire(url, at), fmt)
 
@@ -325,6 +376,9 @@ def register(app: typer.Typer) -> None:
     def statement_cmd(user: str, at: AtOpt = None, project: ProjectOpt = None,
                       fmt: FormatOpt = OutputFormat.table) -> None:
         """A user's points statement. / 积分明细。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.statement(url, user, at), fmt)
 
@@ -335,6 +389,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Define the tier ladder. / 设置会员等级。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         specs = []
         for lv in levels:
             name, _, mp = lv.partition("=")
@@ -353,5 +410,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Scheduled tier run: upgrades and downgrades. / 会员等级评定。"""
+        from yunying.appdb import open_appdb
+        from yunying.engage import points as P
+
         url = open_appdb(settings_for(project))
         emit(P.evaluate_tiers(url, at, window_days, hold_days), fmt)

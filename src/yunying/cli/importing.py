@@ -6,15 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from yunying.cli.common import (
     FormatOpt,
@@ -27,9 +18,6 @@ from yunying.cli.common import (
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.warehouse import quarantine as qstore
-from yunying.warehouse.engine import open_warehouse
-from yunying.warehouse.importer import ImportRequest, run_import
 
 
 def parse_maps(values: list[str]) -> dict[str, str]:
@@ -66,6 +54,19 @@ def register(app: typer.Typer) -> None:
         ] = OutputFormat.table,
     ) -> None:
         """Import files: each row is loaded, a duplicate, or quarantined. / 校验导入数据。"""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from yunying.warehouse.engine import open_warehouse
+        from yunying.warehouse.importer import ImportRequest, run_import
+
         s = settings_for(project)
         if input_format is not None and input_format not in ("csv", "parquet", "jsonl"):
             raise YunyingError("importing.unknown_format", path=str(paths[0]), format=input_format)
@@ -130,6 +131,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """The import log with counts per file. / 导入记录。"""
+        from yunying.warehouse import quarantine as qstore
+
         s = settings_for(project)
         emit(qstore.list_imports(s, table, limit), fmt)
 
@@ -141,6 +144,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Quarantined rows of one import: line, field, reason, value. / 隔离明细。"""
+        from yunying.warehouse import quarantine as qstore
+
         s = settings_for(project)
         detail = qstore.show_import(s, import_id, limit)
         emit(detail, fmt, title=f"{detail.table} — {detail.file}")
@@ -154,6 +159,8 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Write the bad rows back as a file to correct and re-import. / 导出待修正的行。"""
+        from yunying.warehouse import quarantine as qstore
+
         s = settings_for(project)
         n = qstore.export_import(s, import_id, output)
         console.print(t("importing.exported", n=n, path=str(output)))
@@ -161,6 +168,8 @@ def register(app: typer.Typer) -> None:
     @q.command("clear")
     def clear_cmd(import_id: str, project: ProjectOpt = None) -> None:
         """Forget the quarantined rows of an import once fixed. / 清除已处理的隔离数据。"""
+        from yunying.warehouse import quarantine as qstore
+
         s = settings_for(project)
         n = qstore.clear_import(s, import_id)
         console.print(t("importing.cleared", n=n, import_id=import_id))

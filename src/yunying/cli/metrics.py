@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.tree import Tree
 
 from yunying import clock, timeexpr
 from yunying.cli.common import (
@@ -18,34 +17,12 @@ from yunying.cli.common import (
     err_console,
     settings_for,
 )
-from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.metrics.compute import compute
-from yunying.metrics.frameworks import FRAMEWORKS, init_framework, list_system
-from yunying.metrics.monitor import (
-    anomalies,
-    check_alerts,
-    load_alerts,
-    load_targets,
-    plan_vs_actual,
-    send_webhook,
-)
-from yunying.metrics.spec import load_registry
-from yunying.metrics.tree import (
-    Period,
-    Scenario,
-    compare_scenarios,
-    explain,
-    goal_seek,
-    parse_change,
-    parse_period,
-    save_scenario,
-    sensitivity,
-    whatif,
-)
-from yunying.metrics.vintage import vintage
-from yunying.warehouse.engine import open_warehouse
+
+if TYPE_CHECKING:
+    from yunying.config import Settings
+    from yunying.metrics.tree import Period
 
 metrics_app = typer.Typer(
     name="metrics",
@@ -64,6 +41,8 @@ def _yesterday(s: Settings) -> dt.date:
 
 
 def _last_month(s: Settings) -> Period:
+    from yunying.metrics.tree import Period
+
     first = _yesterday(s).replace(day=1)
     end = first - dt.timedelta(days=1)
     return Period(start=end.replace(day=1), end=end)
@@ -71,6 +50,8 @@ def _last_month(s: Settings) -> Period:
 
 def _period(text: str | None, s: Settings) -> Period:
     """``2026-10``, a day, ``A..B``, or relative: ``last-month``, ``-60d..-31d``, ``last-30d`` …"""
+    from yunying.metrics.tree import Period, parse_period
+
     if not text:
         return _last_month(s)
     try:
@@ -99,6 +80,11 @@ def register(app: typer.Typer) -> None:
 @metrics_app.command("list")
 def list_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
     """The metric system as a tree: frameworks, then libraries. / 指标体系树。"""
+    from rich.tree import Tree
+
+    from yunying.metrics.frameworks import list_system
+    from yunying.metrics.spec import load_registry
+
     s = settings_for(project)
     listing = list_system(load_registry(s))
     if fmt != OutputFormat.table:
@@ -116,6 +102,8 @@ def list_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) ->
 @metrics_app.command("validate")
 def validate_cmd(project: ProjectOpt = None) -> None:
     """Check every spec (names, references, columns, dimensions, formulas, cycles). / 校验指标定义。"""
+    from yunying.metrics.spec import load_registry
+
     s = settings_for(project)
     reg = load_registry(s)
     console.print(t("metrics.valid", n=len(reg.metrics), systems=len(reg.systems)))
@@ -128,6 +116,8 @@ def init_cmd(
     force: Annotated[bool, typer.Option(help="Overwrite an existing scaffold.")] = False,
 ) -> None:
     """Scaffold a metric system with explained placeholders. / 按框架生成指标体系。"""
+    from yunying.metrics.frameworks import FRAMEWORKS, init_framework
+
     s = settings_for(project)
     if framework not in FRAMEWORKS:
         raise YunyingError("metrics.unknown_framework", name=framework, frameworks=", ".join(FRAMEWORKS))
@@ -147,6 +137,10 @@ def compute_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Compute metrics per period. / 计算指标。"""
+    from yunying.metrics.compute import compute
+    from yunying.metrics.spec import load_registry
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     to = _date(end, _yesterday(s), s)
@@ -167,6 +161,10 @@ def explain_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Attribute a change between two periods to drivers and dimension values. / 指标变动归因。"""
+    from yunying.metrics.spec import load_registry
+    from yunying.metrics.tree import explain
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     with open_warehouse(s) as wh:
@@ -185,6 +183,10 @@ def whatif_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Simulate driver changes through the metric tree. / 经营指标变动模拟。"""
+    from yunying.metrics.spec import load_registry
+    from yunying.metrics.tree import Scenario, parse_change, save_scenario, whatif
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     p = _period(period, s)
@@ -207,6 +209,10 @@ def goalseek_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """What value of a driver reaches a goal? / 目标反推。"""
+    from yunying.metrics.spec import load_registry
+    from yunying.metrics.tree import goal_seek
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     p = _period(period, s)
@@ -220,6 +226,10 @@ def sensitivity_cmd(
     name: str, period: PeriodOpt = None, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table
 ) -> None:
     """How much each driver moves the metric. / 敏感性分析。"""
+    from yunying.metrics.spec import load_registry
+    from yunying.metrics.tree import sensitivity
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     with open_warehouse(s) as wh:
@@ -234,6 +244,10 @@ def scenarios_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Compare saved what-if scenarios. / 情景对比。"""
+    from yunying.metrics.spec import load_registry
+    from yunying.metrics.tree import compare_scenarios
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     with open_warehouse(s) as wh:
@@ -248,6 +262,10 @@ def targets_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Plan vs actual, gap and pacing forecast. / 目标达成与预测。"""
+    from yunying.metrics.monitor import load_targets, plan_vs_actual
+    from yunying.metrics.spec import load_registry
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     day = _date(as_of, _yesterday(s), s)
@@ -268,6 +286,10 @@ def anomalies_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Daily values scored against a same-weekday median/MAD baseline. / 异常检测。"""
+    from yunying.metrics.monitor import anomalies
+    from yunying.metrics.spec import load_registry
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     to = _date(end, _yesterday(s), s)
@@ -299,6 +321,10 @@ def check_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Evaluate the alert rules; exits 1 when any fired (for cron). / 检查告警。"""
+    from yunying.metrics.monitor import check_alerts, load_alerts, load_targets, send_webhook
+    from yunying.metrics.spec import load_registry
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     reg = load_registry(s)
     rules, file_hook = load_alerts(s, reg)
@@ -330,6 +356,9 @@ def vintage_cmd(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Credit vintage curves by disbursement month. / 账龄分析。"""
+    from yunying.metrics.vintage import vintage
+    from yunying.warehouse.engine import open_warehouse
+
     s = settings_for(project)
     day = _date(as_of, _yesterday(s), s)
     with open_warehouse(s) as wh:

@@ -11,10 +11,6 @@ import typer
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.segments import service, tags
-from yunying.segments.rules import load_text, parse_rule_text
-from yunying.segments.timeutil import to_utc_naive
-from yunying.warehouse.engine import open_warehouse
 
 TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 AsOfOpt = Annotated[
@@ -46,6 +42,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tag, name="tag")
 
     def as_of_utc(s_tz: str, as_of: datetime | None) -> datetime | None:
+        from yunying.segments.timeutil import to_utc_naive
+
         return to_utc_naive(as_of, s_tz) if as_of else None
 
     @seg.command("create")
@@ -57,6 +55,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Save a segment from a file and compute its members. / 创建分群。"""
+        from yunying.segments import service
+        from yunying.warehouse.engine import open_warehouse
+
         s = settings_for(project)
         spec = service.load_spec(_read(file), str(file))
         with open_warehouse(s) as wh:
@@ -77,6 +78,10 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Audience size of a rule, without saving. / 预估分群人数。"""
+        from yunying.segments import service
+        from yunying.segments.rules import load_text, parse_rule_text
+        from yunying.warehouse.engine import open_warehouse
+
         s = settings_for(project)
         if (file is None) == (rule is None):
             raise YunyingError("segment.need_rule")
@@ -105,6 +110,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Recompute members of a dynamic segment (or all due ones). / 刷新分群。"""
+        from yunying.segments import service
+        from yunying.warehouse.engine import open_warehouse
+
         s = settings_for(project)
         if (name is None) == (not due):
             raise YunyingError("segment.need_name_or_due")
@@ -122,6 +130,8 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Write the members to CSV (user_id, joined_at). / 导出分群成员。"""
+        from yunying.segments import service
+
         s = settings_for(project)
         n = service.export_members(s, name, out)
         console.print(t("segment.exported", count=n, path=str(out)))
@@ -129,11 +139,15 @@ def register(app: typer.Typer) -> None:
     @seg.command("list")
     def list_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Segments with their size and last refresh. / 分群列表。"""
+        from yunying.segments import service
+
         emit(service.list_segments(settings_for(project)), fmt)
 
     @seg.command("show")
     def show_cmd(name: str, project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """One segment and its rule. / 分群详情。"""
+        from yunying.segments import service
+
         s = settings_for(project)
         summary = service.get_segment(s, name)
         emit(summary, fmt)
@@ -150,9 +164,13 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Who joined and left, with times. / 成员变动历史。"""
+        from yunying.segments import service
+
         emit(service.history(settings_for(project), name, user), fmt)
 
     def _users(user_ids: list[str] | None, csv_file: Path | None) -> list[str]:
+        from yunying.segments import tags
+
         ids = list(user_ids or [])
         if csv_file is not None:
             ids += tags.read_user_csv(csv_file)
@@ -170,6 +188,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Tag users (by id, or in bulk from a CSV). / 打标签。"""
+        from yunying.segments import tags
+
         s = settings_for(project)
         emit(tags.add_tag(s, name, _users(user_ids, csv_file), by), fmt)
 
@@ -182,6 +202,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Remove a tag from users. / 移除标签。"""
+        from yunying.segments import tags
+
         s = settings_for(project)
         emit(tags.remove_tag(s, name, _users(user_ids, csv_file)), fmt)
 
@@ -193,4 +215,6 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Tags with user counts, or one tag's users, or one user's tags. / 标签列表。"""
+        from yunying.segments import tags
+
         emit(tags.list_tags(settings_for(project), name, user), fmt)

@@ -12,13 +12,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from yunying import clock, timeexpr
-from yunying.analytics.clv import ClvQuery, clv_result, export_clv_users, fit_clv
-from yunying.analytics.rfm import RfmQuery, export_rfm_users, run_rfm
 from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, err_console, settings_for
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.warehouse.engine import open_warehouse
 
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -82,6 +79,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """RFM tiers: the 8 classes (重要价值客户 …) and the 1–5 score segments. / RFM 用户分层。"""
         s = settings_for(project)
+        from yunying.analytics.rfm import RfmQuery, export_rfm_users, run_rfm
+        from yunying.warehouse.engine import open_warehouse
+
         q = build_query(
             RfmQuery,
             as_of=_day(as_of, s),
@@ -146,6 +146,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """CLV with BG/NBD + Gamma-Gamma: P(alive), expected purchases, value. / 客户终身价值。"""
         s = settings_for(project)
+        from yunying.analytics.clv import ClvQuery, clv_result, export_clv_users, fit_clv
+        from yunying.warehouse.engine import open_warehouse
+
         q = build_query(
             ClvQuery,
             calibration_end=_day(calibration_end, s),

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol, cast
 
-import psycopg
 from sqlalchemy import Engine, create_engine, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -804,6 +803,8 @@ def _redeem_fast(url: str, req: RedeemRequest, at: dt.datetime, elig: Eligibilit
         str(uuid.uuid4()), [a for a, _, _ in legs], [a for _, a, _ in legs], [n for _, _, n in legs],
         REDEEM_EVENTS[tool.kind], json.dumps(props),
     )
+    import psycopg  # PostgreSQL only: SQLite projects never load it
+
     try:
         raw = _fast_engine(url).raw_connection()
     except DBAPIError:

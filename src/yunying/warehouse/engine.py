@@ -11,15 +11,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import ibis
-import ibis.expr.types as ir
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.warehouse.contracts import CONTRACTS, SQL_TYPES, Contract
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pyarrow as pa
 
 ENGINES = ("duckdb", "spark", "clickhouse")
 
@@ -51,6 +52,8 @@ def spark_session(master: str = "local[2]") -> Any:
 
 
 def arrow_schema(c: Contract) -> pa.Schema:
+    import pyarrow as pa
+
     types = {
         "string": pa.string(),
         "timestamp": pa.timestamp("us"),
@@ -62,7 +65,12 @@ def arrow_schema(c: Contract) -> pa.Schema:
 
 
 class Warehouse:
-    """A connected warehouse. ``table(name)`` gives the Ibis table of a contract."""
+    """A connected warehouse. ``table(name)`` gives the Ibis table of a contract.
+
+    On DuckDB the raw connection (``duck``) opens first and Ibis wraps it only when an
+    expression needs it, so a command that only runs plain queries (``status``) never
+    imports Ibis or pandas.
+    """
 
     def __init__(self, settings: Settings, engine: str | None = None) -> None:
         self.settings = settings
@@ -70,6 +78,7 @@ class Warehouse:
         if self.engine not in ENGINES:
             raise YunyingError("warehouse.unknown_engine", engine=self.engine)
         self._con: ibis.BaseBackend | None = None
+        self._duck: Any = None
 
     # -- connection -------------------------------------------------------------------
     @property
@@ -78,24 +87,35 @@ class Warehouse:
             self._con = self._connect()
         return self._con
 
+    def _connect_duckdb(self) -> Any:
+        import duckdb
+
+        path = self.settings.warehouse_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg: dict[str, Any] = {}
+        if self.settings.warehouse.threads:
+            cfg["threads"] = self.settings.warehouse.threads
+        if self.settings.warehouse.memory_limit:
+            cfg["memory_limit"] = self.settings.warehouse.memory_limit
+        con = duckdb.connect(str(path.absolute()), config=cfg)
+        # ICU cannot be set at connect time (no autoload here), but can be after.
+        con.execute("SET TimeZone = 'UTC'")
+        # As Ibis sets it: no Python variables read as tables by accident.
+        con.execute("SET python_enable_replacements = false")
+        for c in CONTRACTS.values():
+            con.execute(c.ddl())
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+        )
+        return con
+
     def _connect(self) -> ibis.BaseBackend:
+        import ibis
+
         if self.engine == "duckdb":
-            path = self.settings.warehouse_path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cfg: dict[str, Any] = {}
-            if self.settings.warehouse.threads:
-                cfg["threads"] = self.settings.warehouse.threads
-            if self.settings.warehouse.memory_limit:
-                cfg["memory_limit"] = self.settings.warehouse.memory_limit
-            con = ibis.duckdb.connect(str(path), **cfg)
-            # ICU cannot be set at connect time (no autoload here), but can be after.
-            con.raw_sql("SET TimeZone = 'UTC'")
-            for c in CONTRACTS.values():
-                con.raw_sql(c.ddl())
-            con.raw_sql(
-                "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-            )
-            return con
+            if self._duck is None:
+                self._duck = self._connect_duckdb()
+            return ibis.duckdb.from_connection(self._duck)
         if self.engine == "spark":
             session = spark_session(self.settings.warehouse.spark_master)
             con = ibis.pyspark.connect(session)
@@ -132,8 +152,10 @@ class Warehouse:
             self._register_lake(self._con)
 
     def close(self) -> None:
-        if self._con is not None and self.engine == "duckdb":
-            self._con.disconnect()
+        if self.engine == "duckdb":
+            if self._duck is not None:
+                self._duck.close()
+            self._duck = None
         self._con = None
 
     def __enter__(self) -> Warehouse:
@@ -159,7 +181,9 @@ class Warehouse:
         """The raw DuckDB connection, for the engine-specific paths (import, bulk load)."""
         if self.engine != "duckdb":
             raise YunyingError("warehouse.duckdb_only", engine=self.engine)
-        return self.con.con  # type: ignore[attr-defined]
+        if self._duck is None:
+            self._duck = self._connect_duckdb()
+        return self._duck
 
     # -- writing ----------------------------------------------------------------------
     def append_arrow(self, table: str, data: pa.Table) -> int:
@@ -227,6 +251,11 @@ class Warehouse:
         return "clickhouse:live"
 
     def row_count(self, table: str) -> int:
+        if self.engine == "duckdb":
+            c = CONTRACTS.get(table)
+            if c is None:
+                raise YunyingError("warehouse.unknown_table", table=table, tables=", ".join(CONTRACTS))
+            return int(self.duck.execute(f'SELECT count(*) FROM "{c.table}"').fetchone()[0])
         return int(self.execute(self.table(table).count()))
 
 

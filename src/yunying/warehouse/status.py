@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel
 
@@ -36,6 +36,16 @@ class WarehouseStatus(BaseModel):
 def warehouse_status(wh: Warehouse) -> WarehouseStatus:
     out: list[TableStatus] = []
     for c in CONTRACTS.values():
+        if wh.engine == "duckdb":
+            # Plain queries on the raw connection: no Ibis, no pandas (CLI start-up).
+            if c.time_column:
+                n, lo, hi = wh.duck.execute(
+                    f'SELECT count(*), min("{c.time_column}"), max("{c.time_column}") FROM "{c.table}"'
+                ).fetchone()
+                out.append(TableStatus(table=c.table, rows=int(n), first=_dt_raw(lo), last=_dt_raw(hi)))
+            else:
+                out.append(TableStatus(table=c.table, rows=wh.row_count(c.table)))
+            continue
         tbl = wh.table(c.table)
         if c.time_column:
             col = tbl[c.time_column]
@@ -54,6 +64,15 @@ def warehouse_status(wh: Warehouse) -> WarehouseStatus:
     return WarehouseStatus(
         engine=wh.engine, data_version=wh.data_version(), tables=out, quarantined=_quarantined(wh)
     )
+
+
+def _dt_raw(v: object) -> datetime | None:
+    """A DuckDB value (None, datetime or date) as a datetime."""
+    if v is None or isinstance(v, datetime):
+        return v
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day)
+    raise TypeError(type(v).__name__)
 
 
 def _dt(v: object) -> datetime | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats
-
 from yunying.experiments.stats.models import Difference, Statistic, effect, usable
 
 
@@ -52,6 +50,8 @@ def expected_loss(mean: float, sd: float) -> tuple[float, float]:
     if sd <= 0:
         return max(0.0, -mean), max(0.0, mean)
     u = mean / sd
+    from scipy import stats  # not at import: experiment specs use Prior without statistics
+
     pdf, cdf_neg, cdf_pos = stats.norm.pdf(u), stats.norm.cdf(-u), stats.norm.cdf(u)
     return float(sd * pdf - mean * cdf_neg), float(sd * pdf + mean * cdf_pos)
 
@@ -70,6 +70,8 @@ def bayesian_test(
     e = effect(a, b, difference)
     if e.variance <= 0:
         return BayesianResult(0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, difference, ok=False)
+    from scipy import stats
+
     m, s = posterior(e.point, e.variance, prior)
     ctw = float(stats.norm.sf(0.0, loc=m, scale=s))
     z = float(stats.norm.ppf(1 - alpha / 2))
