@@ -178,7 +178,7 @@ chunk_rows = 1000000
 earliest = 2000-01-01
 future_skew_seconds = 600
 # Zone abbreviations in times ("2025-03-01 10:00 CST") read as these zones; others are refused.
-zone_abbreviations = { CST = "Asia/Shanghai" }
+zone_abbreviations = {{ CST = "Asia/Shanghai" }}
 
 [metrics]
 # Built-in metric libraries to enable: ecommerce, app, user, saas, credit

@@ -1,0 +1,313 @@
+"""``yunying import`` against hostile but realistic files (issues 12 and 13), end to end.
+
+Every test drives the real ``yunying`` app (``yunying.cli.app`` through ``run_app``, the
+same error handling as the installed command), in-process for speed; one runs the
+command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from yunying import clock
+
+# Columns named like the identifiers the generated SQL uses (issue 12).
+HOSTILE = ["e", "E", "v", "k", "x", "_field", "_reason", "_raw", "_yy_v_event", "_yy_bad", "_yy_t_ts"]
+NOW = datetime(2026, 12, 8, 1, 0, 0)
+
+
+def yy(*args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
+    """Run ``yunying ARGS`` in this process, exactly as the installed command does."""
+    from yunying.cli import app
+    from yunying.cli.common import run_app
+
+    out, err = io.StringIO(), io.StringIO()
+    old_argv, old_lang = sys.argv, os.environ.get("YUNYING_LANGUAGE")
+    sys.argv = ["yunying", *args]
+    os.environ["YUNYING_LANGUAGE"] = lang
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run_app(app)
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = old_argv
+        if old_lang is None:
+            os.environ.pop("YUNYING_LANGUAGE", None)
+        else:
+            os.environ["YUNYING_LANGUAGE"] = old_lang
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def yy_process(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "YUNYING_DEBUG"}
+    env["YUNYING_LANGUAGE"] = "en"
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-c", "from yunying.cli import main; main()", *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+
+
+def summary(r: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert r.returncode == 0, r.stdout + r.stderr
+    return list(json.loads(r.stdout)["files"])
+
+
+def warehouse_rows(project: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(project / ".yunying" / "warehouse.duckdb"), read_only=True)
+    try:
+        return list(con.execute(sql, params or []).fetchall())
+    finally:
+        con.close()
+
+
+def quarantine_rows(project: Path) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(project / ".yunying" / "quarantine.duckdb"), read_only=True)
+    try:
+        return list(con.execute("SELECT line, field, reason FROM rows ORDER BY line").fetchall())
+    finally:
+        con.close()
+
+
+def project_dir(tmp_path: Path) -> Path:
+    p = tmp_path / "proj"
+    p.mkdir()
+    (p / "yunying.toml").write_text('name = "t"\n', encoding="utf-8")
+    return p
+
+
+def import_json(project: Path, table: str, *paths: Path, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return summary(yy("import", table, *map(str, paths), "-p", str(project), "-o", "json", *extra))
+
+
+# -- A: column names that collide with the generated SQL ----------------------------------
+def _hostile_rows() -> list[dict[str, str]]:
+    base = [
+        {"event_id": "e1", "event": "view", "user_id": "u1", "ts": "2024-01-01 10:00:00"},
+        {"event_id": "e2", "event": "buy", "user_id": "u2", "ts": "2024-01-02 10:00:00"},
+        {"event_id": "e3", "event": "buy", "user_id": "u3", "ts": "not a time"},
+    ]
+    for i, r in enumerate(base):
+        for j, name in enumerate(HOSTILE):
+            r[name] = f"{name}-{i}-{j}"
+    return base
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_columns_named_like_the_sql_internals_load_into_properties(
+    tmp_path: Path, fmt: str
+) -> None:
+    project = project_dir(tmp_path)
+    data = _hostile_rows()
+    cols = list(data[0])
+    path = tmp_path / f"events.{fmt}"
+    if fmt == "csv":
+        path.write_text(
+            "\n".join([",".join(cols)] + [",".join(r[c] for c in cols) for r in data]) + "\n",
+            encoding="utf-8",
+        )
+    elif fmt == "parquet":
+        pq.write_table(pa.table({c: [r[c] for r in data] for c in cols}), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["rows_read"], f["loaded"], f["quarantined"]) == (3, 2, 1)
+    got = warehouse_rows(project, "SELECT event_id, event, ts, properties FROM events ORDER BY 1")
+    assert [g[:2] for g in got] == [("e1", "view"), ("e2", "buy")]  # events kept
+    assert got[0][2] == datetime(2024, 1, 1, 2, 0)  # ts not replaced by _yy_t_ts
+    for i, g in enumerate(got):
+        props = json.loads(g[3])
+        assert props == {name: f"{name}-{i}-{j}" for j, name in enumerate(HOSTILE)}
+    # Only the bad row is quarantined (a column named _yy_bad sends no good row there).
+    assert quarantine_rows(project) == [(4 if fmt == "csv" else 3, "ts", "bad_timestamp")]
+
+
+def test_a_column_named_e_imports_as_a_program(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "e.csv"
+    path.write_text(
+        "event_id,event,user_id,ts,e,E\ne1,view,u1,2024-01-01 10:00:00,1,2\n", encoding="utf-8"
+    )
+    r = yy_process("import", "events", str(path), "-p", str(project), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert "Binder" not in r.stdout + r.stderr
+    assert json.loads(r.stdout)["files"][0]["loaded"] == 1
+    props = warehouse_rows(project, "SELECT properties FROM events")[0][0]
+    assert json.loads(props) == {"e": "1", "E": "2"}
+
+
+# -- B: the time window, any stored value, deleting rows ----------------------------------
+WINDOW_FILE = (
+    "event_id,event,user_id,ts\n"
+    "e1,view,u1,0001-01-01 00:00:00\n"  # 2: year 1 in Asia/Shanghai = year 0 in UTC
+    "e2,view,u2,9999-12-31T23:00:00Z\n"  # 3
+    "e3,view,u3,2099-01-01 00:00:00\n"  # 4
+    "e4,view,u4,1999-12-31T23:00:00Z\n"  # 5: before the floor
+    "e5,view,u5,2026-12-08T01:05:00Z\n"  # 6: 5 minutes ahead: clock skew, accepted
+    "e6,view,u6,2026-12-08T01:20:00Z\n"  # 7: 20 minutes ahead
+    "e7,view,u7,2026-12-07 09:00:00\n"  # 8
+)
+
+
+def test_times_outside_the_window_are_quarantined_and_the_window_is_a_setting(
+    tmp_path: Path,
+) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "w.csv"
+    path.write_text(WINDOW_FILE, encoding="utf-8")
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (2, 5)
+    assert quarantine_rows(project) == [
+        (n, "ts", "time_out_of_range") for n in (2, 3, 4, 5, 7)
+    ]
+    assert warehouse_rows(project, "SELECT event_id FROM events ORDER BY 1") == [("e5",), ("e7",)]
+    r = yy("quarantine", "show", f["import_id"], "-p", str(project), "-f", "json")
+    assert "outside the accepted time window" in json.loads(r.stdout)["rows"][0]["message"]
+    # Both bounds are project settings.
+    (project / "yunying.toml").write_text(
+        'name = "t"\n[imports]\nearliest = 1990-01-01\nfuture_skew_seconds = 3600\n',
+        encoding="utf-8",
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["duplicate"], f["quarantined"]) == (2, 2, 3)
+    assert [r[0] for r in warehouse_rows(project, "SELECT event_id FROM events ORDER BY 1")] == [
+        "e4", "e5", "e6", "e7",
+    ]
+
+
+def _seed_extremes(project: Path) -> None:
+    """A normal day of data, then extreme values written straight into the warehouse."""
+    path = tmp = project / "seed.csv"
+    tmp.write_text(
+        "event_id,event,user_id,ts\ne1,view,u1,2026-12-01 10:00:00\ne2,view,u2,2026-12-01 11:00:00\n",
+        encoding="utf-8",
+    )
+    with clock.frozen(NOW):
+        import_json(project, "events", path)
+    users = project / "users.csv"
+    users.write_text("user_id,first_seen\nu1,2026-11-01 10:00:00\n", encoding="utf-8")
+    subs = project / "subs.csv"
+    subs.write_text(
+        "subscription_id,account_id,plan,mrr,start_date,end_date\ns1,a1,pro,10,2026-01-01,\n",
+        encoding="utf-8",
+    )
+    with clock.frozen(NOW):
+        import_json(project, "users", users)
+        import_json(project, "subscriptions", subs)
+    con = duckdb.connect(str(project / ".yunying" / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "INSERT INTO events VALUES "
+            "('x0', 'view', 'u9', TIMESTAMP '0001-01-01 00:00:00' - INTERVAL 8 HOUR, NULL, NULL, NULL), "
+            "('x9', 'view', 'u9', TIMESTAMP '9999-12-31 23:00:00', NULL, NULL, NULL), "
+            "('x2', 'view', 'u9', TIMESTAMP '2099-01-01 00:00:00', NULL, NULL, NULL)"
+        )
+        con.execute("INSERT INTO users VALUES ('u0', TIMESTAMP '0001-01-01 00:00:00' - INTERVAL 1 DAY, NULL, NULL)")
+        con.execute(
+            "INSERT INTO subscriptions VALUES ('s0', 'a0', 'x', 1, DATE '0001-01-01', DATE '9999-12-31', NULL)"
+        )
+    finally:
+        con.close()
+
+
+def test_status_and_overview_answer_with_any_stored_value(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    _seed_extremes(project)
+    with clock.frozen(NOW):
+        r = yy("status", "-p", str(project), "-f", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        tables = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
+        assert tables["events"]["rows"] == 5
+        assert tables["events"]["first"] is None  # year 0: no datetime holds it
+        assert tables["events"]["last"] == "9999-12-31T23:00:00"
+        assert tables["events"]["outside_window"] == 3
+        assert tables["users"]["first"] is None and tables["users"]["outside_window"] == 1
+        assert tables["subscriptions"]["first"] == "0001-01-01T00:00:00"
+        assert yy("status", "-p", str(project)).returncode == 0  # the table too
+        r = yy("overview", "-p", str(project), "-f", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        head = json.loads(r.stdout)["headline"]
+        # "As of" is the last real day, not 2099 or 9999, and never after today.
+        assert head["as_of"] == "2026-12-01"
+        assert (head["dau"], head["mau"]) == (2, 2)
+        assert yy("overview", "-p", str(project)).returncode == 0
+        r = yy("overview", "-p", str(project), "--as-of", "2099-01-01", "-f", "json")
+        assert json.loads(r.stdout)["headline"]["as_of"] == "2026-12-08"
+
+
+def test_as_of_never_passes_today(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "e.csv"
+    path.write_text("event_id,event,user_id,ts\ne1,view,u1,2026-12-07 10:00:00\n", encoding="utf-8")
+    with clock.frozen(NOW):
+        import_json(project, "events", path)
+    # Seen from a clock set earlier than the data (a wrong server clock, a test):
+    with clock.frozen(datetime(2026, 6, 1)):
+        r = yy("overview", "-p", str(project), "-f", "json")
+    assert json.loads(r.stdout)["headline"]["as_of"] is None or (
+        json.loads(r.stdout)["headline"]["as_of"] <= "2026-06-01"
+    )
+
+
+def _audit(project: Path) -> list[tuple[str, str, str, str]]:
+    import sqlite3
+
+    con = sqlite3.connect(project / ".yunying" / "app.db")
+    try:
+        return list(con.execute("SELECT actor, action, target, detail FROM web_audit ORDER BY id"))
+    finally:
+        con.close()
+
+
+def test_an_admin_deletes_rows_by_key_filter_or_window_with_an_audit_entry(
+    tmp_path: Path,
+) -> None:
+    project = project_dir(tmp_path)
+    _seed_extremes(project)
+    p = str(project)
+    with clock.frozen(NOW):
+        r = yy("data", "delete", "events", "--outside-window", "-p", p)
+        assert r.returncode == 0 and "3 rows of events match; nothing was deleted" in r.stdout
+        r = yy("data", "delete", "events", "--where", "ts>=2099-01-01", "--yes", "-p", p, "-f", "json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["deleted"] == 2
+        r = yy("data", "delete", "events", "--key", "x0", "--yes", "-p", p)
+        assert r.returncode == 0 and "Deleted 1 rows of events" in r.stdout
+        r = yy("data", "delete", "users", "--outside-window", "--yes", "-p", p, "-f", "json")
+        assert json.loads(r.stdout)["deleted"] == 1
+        assert warehouse_rows(project, "SELECT event_id FROM events ORDER BY 1") == [("e1",), ("e2",)]
+        st = json.loads(yy("status", "-p", p, "-f", "json").stdout)
+        assert all(t["outside_window"] == 0 for t in st["tables"] if t["table"] != "subscriptions")
+        # Mistakes are told plainly, never an engine error.
+        for args, text in [
+            (["--where", "ts"], "Cannot read the filter"),
+            (["--where", "ts>>2"], "not a valid value for column ts"),
+            (["--where", "nosuch=1"], "has no column 'nosuch'"),
+            (["--where", "ts>=yesterday"], "not a valid value for column ts"),
+            ([], "Say which rows to delete"),
+        ]:
+            r = yy("data", "delete", "events", *args, "--yes", "-p", p)
+            assert r.returncode == 2 and text in r.stderr, (args, r.stderr)
+    audit = _audit(project)
+    assert [(a[1], a[2]) for a in audit] == [
+        ("data.delete", "events"), ("data.delete", "events"), ("data.delete", "users"),
+    ]
+    assert audit[0][0].startswith("cli:") and "deleted=2; ts>=2099-01-01" in audit[0][3]
