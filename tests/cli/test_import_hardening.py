@@ -311,3 +311,42 @@ def test_an_admin_deletes_rows_by_key_filter_or_window_with_an_audit_entry(
         ("data.delete", "events"), ("data.delete", "events"), ("data.delete", "users"),
     ]
     assert audit[0][0].startswith("cli:") and "deleted=2; ts>=2099-01-01" in audit[0][3]
+
+
+# -- C: several files, all or nothing --------------------------------------------------
+def _corrupt_parquet(path: Path) -> Path:
+    """A Parquet file whose footer (schema) reads but whose data pages are garbage."""
+    import struct
+
+    n = 5000
+    pq.write_table(
+        pa.table({"event_id": [f"p{i}" for i in range(n)], "event": ["v"] * n,
+                  "user_id": [f"u{i}" for i in range(n)], "ts": ["2024-01-01 10:00:00"] * n}),
+        path,
+    )
+    b = bytearray(path.read_bytes())
+    footer = struct.unpack("<i", bytes(b[-8:-4]))[0]
+    b[4 : len(b) - footer - 8] = b"\x5a" * (len(b) - footer - 12)
+    path.write_bytes(bytes(b))
+    return path
+
+
+def test_a_multi_file_import_loads_every_file_or_none(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    good = tmp_path / "good.csv"
+    good.write_text("event_id,event,user_id,ts\ng1,view,u1,2024-01-01 10:00:00\n", encoding="utf-8")
+    bad = _corrupt_parquet(tmp_path / "bad.parquet")
+    with clock.frozen(NOW):
+        r = yy("import", "events", str(good), str(bad), "-p", str(project))
+    assert r.returncode == 2
+    assert "bad.parquet" in r.stderr and "Nothing was imported" in r.stderr
+    assert warehouse_rows(project, "SELECT count(*) FROM events") == [(0,)]
+    # No entry pretends to be running, and nothing claims good.csv was loaded.
+    log = json.loads(yy("quarantine", "list", "-p", str(project), "-f", "json").stdout)
+    assert log["imports"] == []
+    # With the bad file fixed (left out), the same import loads.
+    with clock.frozen(NOW):
+        f = import_json(project, "events", good)[0]
+    assert f["loaded"] == 1
+    log = json.loads(yy("quarantine", "list", "-p", str(project), "-f", "json").stdout)
+    assert [(e["status"], e["loaded"]) for e in log["imports"]] == [("done", 1)]

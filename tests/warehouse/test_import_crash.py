@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,13 @@ def test_sigkill_mid_file_then_rerun_is_exact(tmp_path: Path, engine: str) -> No
     proc.wait(timeout=120)
     assert killed, proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == -signal.SIGKILL
+
+    # Before anything else runs, the import log tells the truth about the killed run.
+    from tests.warehouse.test_import_cli import cli
+
+    log = json.loads(cli("quarantine", "list", "-p", str(project), "-f", "json").stdout)
+    [killed_entry] = log["imports"]
+    assert killed_entry["status"] == "interrupted" and killed_entry["loaded"] > 0
 
     s = load_settings(project)
     s.imports.chunk_rows = CHUNK
