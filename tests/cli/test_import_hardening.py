@@ -350,3 +350,82 @@ def test_a_multi_file_import_loads_every_file_or_none(tmp_path: Path) -> None:
     assert f["loaded"] == 1
     log = json.loads(yy("quarantine", "list", "-p", str(project), "-f", "json").stdout)
     assert [(e["status"], e["loaded"]) for e in log["imports"]] == [("done", 1)]
+
+
+# -- D: every accepted time format, and the refused ones --------------------------------
+# (value, stored UTC time or the quarantine reason); read in the default Asia/Shanghai.
+TIMES: list[tuple[str, str]] = [
+    ("2025-03-01 10:00:00", "2025-03-01 02:00:00"),
+    ("2025-03-01T10:00:00", "2025-03-01 02:00:00"),
+    ("2025-03-01 10:00:00.250", "2025-03-01 02:00:00.25"),
+    ("2025-3-1 9:05:00", "2025-03-01 01:05:00"),
+    ("2025-03-01 10:00", "2025-03-01 02:00:00"),
+    ("2025-03-01", "2025-02-28 16:00:00"),
+    ("2025/03/01 10:00:00", "2025-03-01 02:00:00"),
+    ("2025/3/1", "2025-02-28 16:00:00"),
+    ("20250301", "2025-02-28 16:00:00"),
+    ("20250301103000", "2025-03-01 02:30:00"),
+    ("2025-03-01T10:00:00Z", "2025-03-01 10:00:00"),
+    ("2025-03-01 10:00:00+08", "2025-03-01 02:00:00"),
+    ("2025-03-01 10:00:00+0800", "2025-03-01 02:00:00"),
+    ("2025-03-01T10:00:00-05:00", "2025-03-01 15:00:00"),
+    ("2025-03-01 10:00:00+14:00", "2025-02-28 20:00:00"),
+    ("2025-03-01 10:00:00 UTC", "2025-03-01 10:00:00"),
+    ("2025-03-01 10:00:00 Asia/Tokyo", "2025-03-01 01:00:00"),
+    ("2025-03-01 10:00:00 Etc/GMT-8", "2025-03-01 02:00:00"),
+    ("2025-03-01 10:00:00 CST", "2025-03-01 02:00:00"),  # China Standard Time (setting)
+    ("1740823200", "2025-03-01 10:00:00"),  # epoch seconds
+    ("1740823200123", "2025-03-01 10:00:00.123"),  # epoch milliseconds
+    ("2025-03-01 10:00:00 EST", "ambiguous_zone"),
+    ("2025-03-01 10:00:00 IST", "ambiguous_zone"),
+    ("2025-03-01 10:00:00+25:00", "bad_timestamp"),
+    ("2025-03-01 10:00:00+15", "bad_timestamp"),
+    ("99999999999", "bad_timestamp"),  # 11 digits: neither seconds nor milliseconds
+    ("45678", "bad_timestamp"),  # an Excel serial, read only with --excel-dates
+    ("20251301", "bad_timestamp"),  # no month 13
+    ("infinity", "time_out_of_range"),  # DuckDB's strptime reads it; the window refuses it
+    ("2025-03-01 10:00:00 Mars/Olympus", "bad_timestamp"),
+    ("0001-01-01 00:00:00", "time_out_of_range"),
+    ("9999-12-31T23:00:00Z", "time_out_of_range"),
+    ("946684799", "time_out_of_range"),  # 1999-12-31 23:59:59 UTC, just before the floor
+]
+
+
+def _times_file(tmp_path: Path, values: list[str]) -> Path:
+    path = tmp_path / "times.csv"
+    path.write_text(
+        "event_id,event,user_id,ts\n"
+        + "".join(f"t{i},view,u,{v}\n" for i, v in enumerate(values)),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_every_documented_time_format(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = _times_file(tmp_path, [v for v, _ in TIMES])
+    with clock.frozen(NOW):
+        import_json(project, "events", path)
+    stored = dict(warehouse_rows(project, "SELECT event_id, CAST(ts AS VARCHAR) FROM events"))
+    reasons = {f"t{line - 2}": reason for line, _f, reason in quarantine_rows(project)}
+    got = [(v, stored.get(f"t{i}") or reasons.get(f"t{i}")) for i, (v, _) in enumerate(TIMES)]
+    assert got == TIMES
+    # Every accepted shape is listed in the docs.
+    doc = (Path(__file__).parents[2] / "docs" / "import.md").read_text(encoding="utf-8")
+    for shape in ("YYYYMMDD", "YYYYMMDDHHMMSS", "YYYY/MM/DD", "--excel-dates", "CST", "+14:00"):
+        assert shape in doc, shape
+
+
+def test_excel_serials_only_when_asked_and_abbreviations_by_setting(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = _times_file(tmp_path, ["45678", "45678.5", "2025-03-01 10:00:00 CST"])
+    (project / "yunying.toml").write_text(
+        'name = "t"\n[imports]\nzone_abbreviations = {}\n', encoding="utf-8"
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path, extra=("--excel-dates",))[0]
+    assert (f["loaded"], f["quarantined"]) == (2, 1)
+    assert warehouse_rows(project, "SELECT CAST(ts AS VARCHAR) FROM events ORDER BY 1") == [
+        ("2025-01-20 16:00:00",), ("2025-01-21 04:00:00",),
+    ]
+    assert quarantine_rows(project) == [(4, "ts", "ambiguous_zone")]

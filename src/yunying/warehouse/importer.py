@@ -50,8 +50,8 @@ SUFFIXES: dict[str, InputFormat] = {
 MAX_COLUMNS = 1000
 # Delimiter for reading JSON lines as one text column (a line holding it is rejected).
 _JSONL_DELIM = "\x1e"
-# Epoch values: seconds have at most 10 digits (to 2286), milliseconds exactly 13.
-_EPOCH_S_RE = r"[+-]?\d{1,10}"
+# Epoch values: seconds have 9 or 10 digits (1973 to 2286), milliseconds exactly 13.
+_EPOCH_S_RE = r"[+-]?\d{9,10}"
 _EPOCH_MS_RE = r"[+-]?\d{13}"
 _NAIVE_FORMATS = "['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S']"
 # A date, then optionally a time: 2024-03-01, 2024/3/1, 2024-03-01 10:00, …T10:00:00.123
