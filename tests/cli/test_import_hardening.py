@@ -429,3 +429,44 @@ def test_excel_serials_only_when_asked_and_abbreviations_by_setting(tmp_path: Pa
         ("2025-01-20 16:00:00",), ("2025-01-21 04:00:00",),
     ]
     assert quarantine_rows(project) == [(4, "ts", "ambiguous_zone")]
+
+
+# -- E: CSV quoting -------------------------------------------------------------------
+def test_one_unclosed_quote_quarantines_that_row_alone(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "q.csv"
+    path.write_text(
+        "event_id,event,user_id,ts,note\n"
+        'e1,view,u1,2025-03-01 10:00:00,"a, b"\n'  # 2: RFC 4180 quoting
+        'e2,view,u2,2025-03-01 10:00:00,"broken\n'  # 3: the quote never closes
+        'e3,view,u3,2025-03-01 10:00:00,"say ""hi"""\n'  # 4
+        "e4,view,u4,2025-03-01 10:00:00,plain\n"  # 5
+        'e5,view,u5,2025-03-01 10:00:00,"two\nlines"\n',  # 6-7: a quoted newline is data
+        encoding="utf-8",
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["rows_read"], f["loaded"], f["quarantined"]) == (5, 4, 1)
+    got = dict(warehouse_rows(project, "SELECT event_id, properties FROM events"))
+    assert {k: json.loads(v)["note"] for k, v in got.items()} == {
+        "e1": "a, b", "e3": 'say "hi"', "e4": "plain", "e5": "two\nlines",
+    }
+    assert quarantine_rows(project) == [(3, "", "csv_quote")]
+    out = tmp_path / "fix.csv"
+    assert yy("quarantine", "export", f["import_id"], str(out), "-p", str(project)).returncode == 0
+    assert out.read_text(encoding="utf-8").splitlines()[1] == 'e2,view,u2,2025-03-01 10:00:00,"broken'
+
+
+def test_another_dialect_when_the_user_names_it(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "semi.txt"
+    path.write_text(
+        "event_id;event;user_id;ts;note\ne1;view;u1;2025-03-01 10:00:00;'x;y'\n", encoding="utf-8"
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path, extra=("--quote", "'"))[0]
+    assert f["loaded"] == 1  # the delimiter is found in the header; the quote is named
+    props = warehouse_rows(project, "SELECT properties FROM events")[0][0]
+    assert json.loads(props) == {"note": "x;y"}
+    r = yy("import", "events", str(path), "--delimiter", "ab", "-p", str(project))
+    assert r.returncode == 2 and "--delimiter expects a single character" in r.stderr

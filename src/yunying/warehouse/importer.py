@@ -826,9 +826,9 @@ def _stage_file(
 ) -> _Staged:
     """Pass 1: read once, validate every row in SQL, stage on disk (``_yy_stage_<n>``).
 
-    A CSV quote that never closes swallows the rest of the file; that line alone is then
-    set aside (overwritten, in a copy, by a marker of the same length, so every later
-    byte and line keeps its place) and the file is read again, up to 100 times.
+    A CSV quote that does not close on its line swallows the lines after it; that line
+    alone is then set aside (overwritten, in a copy, by a marker of the same length, so
+    every later byte and line keeps its place) and the file is read again, up to 100 times.
     """
     from yunying.warehouse import textfiles
 
@@ -883,20 +883,22 @@ def _stage_file(
 def _unclosed_quote(
     con: duckdb.DuckDBPyConnection, rejects: str, path: Path
 ) -> tuple[int, int] | None:
-    """(line, byte offset) of a rejected record whose open quote runs to the end of the
-    file, if any."""
+    """(line, byte offset) of the first rejected record that a quote error stretched over
+    several physical lines, if any: its first line opened a quote that never closed there.
+
+    The quote then paired with a later one (or ran to the end of the file) and swallowed
+    good lines; setting that first line aside lets them be read again.
+    """
     if not _temp_exists(con, rejects):
         return None
-    size = path.stat().st_size
     found = con.execute(
         f"SELECT line, line_byte_position, csv_line FROM {rejects} "
         "WHERE error_type::VARCHAR IN ('UNQUOTED VALUE', 'UNTERMINATED QUOTES') "
+        "AND contains(rtrim(csv_line, chr(13) || chr(10)), chr(10)) "
         "ORDER BY line LIMIT 1"
     ).fetchall()
-    for line, offset, text in found:
-        body = (text or "").rstrip("\r\n")
-        if "\n" in body and offset + len(body.encode("utf-8")) >= size - 2:
-            return int(line), int(offset)
+    for line, offset, _text in found:
+        return int(line), int(offset)
     return None
 
 

@@ -139,10 +139,24 @@ def duplicate_names(names: list[str]) -> list[str]:
     return dup
 
 
-def line_at(path: Path, offset: int) -> bytes:
-    """The bytes of the physical line that starts at ``offset`` (without its newline)."""
+def line_start(path: Path, offset: int) -> int:
+    """The start of the physical line holding byte ``offset``.
+
+    DuckDB's ``line_byte_position`` can point a byte into the line; the line starts after
+    the newline before it.
+    """
+    lo = max(0, offset - (1 << 16))
     with path.open("rb") as fh:
-        fh.seek(offset)
+        fh.seek(lo)
+        before = fh.read(offset - lo)
+    nl = before.rfind(b"\n")
+    return lo + nl + 1 if nl >= 0 else lo
+
+
+def line_at(path: Path, offset: int) -> bytes:
+    """The bytes of the physical line holding byte ``offset`` (without its newline)."""
+    with path.open("rb") as fh:
+        fh.seek(line_start(path, offset))
         line = fh.readline(10_000_000)
     return line.rstrip(b"\r\n")
 
@@ -157,6 +171,7 @@ def blank_line(tf: TextFile, offset: int, work_dir: Path, name: str) -> bytes:
         copy = work_dir / f"{name}.repaired"
         shutil.copyfile(tf.path, copy)
         tf.read_path = copy
+    offset = line_start(tf.read_path, offset)
     old = line_at(tf.read_path, offset)
     with tf.read_path.open("r+b") as fh:
         fh.seek(offset)
