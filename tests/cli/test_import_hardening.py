@@ -470,3 +470,60 @@ def test_another_dialect_when_the_user_names_it(tmp_path: Path) -> None:
     assert json.loads(props) == {"note": "x;y"}
     r = yy("import", "events", str(path), "--delimiter", "ab", "-p", str(project))
     assert r.returncode == 2 and "--delimiter expects a single character" in r.stderr
+
+
+# -- F: encodings ---------------------------------------------------------------------
+def test_gbk_files_are_detected_and_quarantine_export_round_trips(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    text = (
+        "编号,事件,用户,时间,备注\n"
+        "e1,浏览,u1,2025-03-01 10:00:00,你好\n"
+        "e2,购买,u2,昨天,坏的时间\n"  # 3: bad time, Chinese text in the row
+    )
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(text.encode("gbk"))
+    maps = ("--map", "编号=event_id", "--map", "事件=event", "--map", "用户=user_id", "--map", "时间=ts")
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path, extra=maps)[0]
+    assert (f["loaded"], f["quarantined"]) == (1, 1)
+    [(event, props)] = warehouse_rows(project, "SELECT event, properties FROM events")
+    assert event == "浏览" and json.loads(props) == {"备注": "你好"}
+    out = tmp_path / "fix.csv"
+    assert yy("quarantine", "export", f["import_id"], str(out), "-p", str(project)).returncode == 0
+    # Written back in the source's encoding: the same bytes as the original lines.
+    assert out.read_bytes().replace(b"\r\n", b"\n") == (
+        "编号,事件,用户,时间,备注\ne2,购买,u2,昨天,坏的时间\n".encode("gbk")
+    )
+    # The wrong encoding named by hand: a message that says so, not "missing columns".
+    r = yy("import", "events", str(path), *maps, "--encoding", "utf-8", "-p", str(project))
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "is not valid utf-8; give the right --encoding" in said
+    assert "lacks required column" not in said
+    r = yy("import", "events", str(path), "--encoding", "klingon", "-p", str(project))
+    assert r.returncode == 2 and "Unknown encoding 'klingon'" in " ".join(r.stderr.split())
+
+
+def test_utf16_with_bom_loads(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "u16.csv"
+    path.write_bytes("event_id,event,user_id,ts\ne1,浏览,u1,2025-03-01 10:00:00\n".encode("utf-16"))
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert f["loaded"] == 1
+    assert warehouse_rows(project, "SELECT event FROM events") == [("浏览",)]
+
+
+def test_a_line_that_is_not_text_keeps_its_bytes_in_quarantine(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "mixed.csv"
+    bad = b"e2,view,u\xff\xfe2,2025-03-01 10:00:00"
+    path.write_bytes(
+        b"event_id,event,user_id,ts\n" + b"e1,view,u1,2025-03-01 10:00:00\n" * 40000 + bad + b"\n"
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["duplicate"], f["quarantined"]) == (1, 39999, 1)
+    assert quarantine_rows(project) == [(40002, "user_id", "invalid_encoding")]
+    out = tmp_path / "fix.csv"
+    assert yy("quarantine", "export", f["import_id"], str(out), "-p", str(project)).returncode == 0
+    assert out.read_bytes().splitlines()[1] == bad
