@@ -527,3 +527,90 @@ def test_a_line_that_is_not_text_keeps_its_bytes_in_quarantine(tmp_path: Path) -
     out = tmp_path / "fix.csv"
     assert yy("quarantine", "export", f["import_id"], str(out), "-p", str(project)).returncode == 0
     assert out.read_bytes().splitlines()[1] == bad
+
+
+# -- G: smaller wrong answers -----------------------------------------------------------
+def test_a_nul_byte_deep_in_a_file_is_quarantined(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "nul.csv"
+    path.write_bytes(
+        b"event_id,event,user_id,ts\n"
+        + b"".join(b"e%d,view,u1,2025-03-01 10:00:00\n" % i for i in range(5000))
+        + b"bad,vi\x00ew,u2,2025-03-01 10:00:00\n"
+    )
+    assert path.stat().st_size > 65536  # beyond the part checked for binary data
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (5000, 1)
+    assert quarantine_rows(project) == [(5002, "event", "nul_byte")]
+    assert warehouse_rows(project, "SELECT count(*) FROM events WHERE contains(event, chr(0))") == [(0,)]
+
+
+def test_parquet_bytes_structs_lists_and_float_ids(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "p.parquet"
+    pq.write_table(
+        pa.table({
+            "event_id": ["e1", "e2", "e3"],
+            "event": ["view"] * 3,
+            "user_id": pa.array([10.0, 7.0, float("nan")]),
+            "ts": ["2025-03-01 10:00:00"] * 3,
+            "blob": pa.array([b"\x00\xff", b"ab", None]),
+            "obj": pa.array([{"x": 1, "y": "a"}, {"x": 2, "y": None}, None]),
+            "tags": pa.array([[1, 2], [], None]),
+        }),
+        path,
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (2, 1)
+    got = warehouse_rows(project, "SELECT event_id, user_id, properties FROM events ORDER BY 1")
+    assert [(g[0], g[1]) for g in got] == [("e1", "10"), ("e2", "7")]  # 10.0 → "10"
+    assert json.loads(got[0][2]) == {"blob": "AP8=", "obj": {"x": 1, "y": "a"}, "tags": [1, 2]}
+    assert json.loads(got[1][2]) == {"blob": "YWI=", "obj": {"x": 2, "y": None}, "tags": []}
+    assert quarantine_rows(project) == [(3, "user_id", "bad_id")]  # NaN is no id
+
+
+def test_jsonl_array_as_event_id_is_quarantined(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "e.jsonl"
+    rows = [
+        {"event_id": "e1", "event": "view", "user_id": "u1", "ts": "2025-03-01 10:00:00"},
+        {"event_id": ["e2", "e3"], "event": "view", "user_id": "u1", "ts": "2025-03-01 10:00:00"},
+        {"event_id": "e4", "event": {"n": 1}, "user_id": 12.0, "ts": "2025-03-01 10:00:00"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (1, 2)
+    assert quarantine_rows(project) == [(2, "event_id", "not_scalar"), (3, "event", "not_scalar")]
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [("event_id,event,user_id,ts,ts", "ts"), ("event_id,event,user_id,ts,x,x", "x")],
+)
+def test_duplicate_header_names_refuse_the_file(tmp_path: Path, header: str, named: str) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "d.csv"
+    n = header.count(",") + 1
+    path.write_text(header + "\n" + ",".join(["a"] * n) + "\n", encoding="utf-8")
+    r = yy("import", "events", str(path), "-p", str(project))
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and f"names column(s) {named} more than once" in said
+
+
+def test_a_negative_amount_is_quarantined(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    path = tmp_path / "o.csv"
+    path.write_text(
+        "order_id,user_id,ts,amount,currency,status\n"
+        "o1,u1,2025-03-01 10:00:00,10.00,CNY,paid\n"
+        "o2,u1,2025-03-01 10:00:00,-10.00,CNY,paid\n"
+        "o3,u1,2025-03-01 10:00:00,10.00,CNY,refunded\n",
+        encoding="utf-8",
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "orders", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (2, 1)
+    assert quarantine_rows(project) == [(3, "amount", "negative_amount")]

@@ -190,6 +190,12 @@ class _Source:
         if not self.internal:
             self.internal = [f"_yy_c{i}" for i in range(len(self.columns))]
 
+    def is_json(self, name: str) -> bool:
+        """Whether the column's text is JSON (a Parquet struct, list or map)."""
+        if self.format != "parquet" or not self.types:
+            return False
+        return _is_nested(self.types[self.columns.index(name)])
+
     def col(self, name: str) -> str:
         """The SQL identifier under which the base rows hold the file's column ``name``."""
         return self.internal[self.columns.index(name)]
@@ -575,12 +581,17 @@ def _properties_sql(src: _Source, props: str) -> str:
         ) + ")"
     else:
         refs = [src.col(x) for x in src.extras]
-        vals = [f"to_json(nullif({r}, ''))" for r in refs]
+        # Parquet's nested values (struct, list, map) arrive as JSON text: kept as JSON.
+        nested = {src.col(x) for x in src.extras if src.is_json(x)}
+        vals = [
+            f"json(nullif({r}, ''))" if r in nested else f"to_json(nullif({r}, ''))" for r in refs
+        ]
         all_set = " AND ".join(f"{r} <> ''" for r in refs)
         # Every value set: the object by concatenation, the same text as json_object
         # (to_json escapes keys and values alike) at half its cost.
         members = ", ',', ".join(
-            f"to_json({_lit(x)}::VARCHAR), ':', to_json({r})" for x, r in zip(src.extras, refs, strict=True)
+            f"to_json({_lit(x)}::VARCHAR), ':', " + (r if r in nested else f"to_json({r})")
+            for x, r in zip(src.extras, refs, strict=True)
         )
         fast = f"concat('{{', {members}, '}}')"
     entries = ", ".join(
@@ -598,12 +609,19 @@ def _properties_sql(src: _Source, props: str) -> str:
     )
 
 
+def _is_nested(type_: str) -> bool:
+    return type_.startswith(("STRUCT", "MAP", "UNION")) or type_.endswith("]")
+
+
 def _parquet_value(ref: str, type_: str) -> str:
-    """A Parquet value as text: bytes as base64, nested values (struct, list, map) as JSON."""
+    """A Parquet value as text: bytes as base64, nested values (struct, list, map) as JSON.
+
+    Bytes inside a struct or list keep DuckDB's JSON form of a BLOB (``"\\x00\\xFF"``).
+    """
     col = _ident(ref)
     if type_ == "BLOB":
         return f"base64({col})"
-    if type_.startswith(("STRUCT", "MAP", "UNION")) or type_.endswith("]"):
+    if _is_nested(type_):
         return f"to_json({col})::VARCHAR"
     return f"CAST({col} AS VARCHAR)"
 
