@@ -460,8 +460,8 @@ def _timestamp_sql(v: str, tz: str, rules: TimeRules) -> str:
     dashed = f"regexp_replace({v}, '^(\\d{{4}})/(\\d{{1,2}})/(\\d{{1,2}})', '\\1-\\2-\\3')"
     branches = [
         # YYYYMMDD and YYYYMMDDHHMMSS, as Chinese systems export them (before epochs).
-        (f"'\\d{{8}}'", local(f"try_strptime({v}, '%Y%m%d')")),
-        (f"'\\d{{14}}'", local(f"try_strptime({v}, '%Y%m%d%H%M%S')")),
+        ("'\\d{8}'", local(f"try_strptime({v}, '%Y%m%d')")),
+        ("'\\d{14}'", local(f"try_strptime({v}, '%Y%m%d%H%M%S')")),
     ]
     if rules.excel_dates:
         branches.append((

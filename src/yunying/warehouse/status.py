@@ -33,10 +33,21 @@ class WarehouseStatus(BaseModel):
         from yunying.i18n import t
 
         rows: list[list[object]] = [
-            [s.table, s.rows, s.first, s.last] for s in self.tables
+            [s.table, s.rows, _shown(s.first, s.rows), _shown(s.last, s.rows),
+             s.outside_window or None]
+            for s in self.tables
         ]
-        rows.append(["quarantine", self.quarantined, None, None])
-        return [t("cli.table"), t("cli.rows"), t("cli.from"), t("cli.to")], rows
+        rows.append(["quarantine", self.quarantined, None, None, None])
+        headers = [t("cli.table"), t("cli.rows"), t("cli.from"), t("cli.to"),
+                   t("warehouse.outside_window")]
+        return headers, rows
+
+
+def _shown(v: datetime | None, rows: int) -> object:
+    """A time for the table; a stored value no datetime holds (year 0) says so."""
+    from yunying.i18n import t
+
+    return v if v is not None or not rows else t("warehouse.out_of_range")
 
 
 def warehouse_status(wh: Warehouse) -> WarehouseStatus:
