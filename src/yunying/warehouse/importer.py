@@ -65,6 +65,15 @@ _ABBREV_RE = r"\s+[A-Za-z]{2,6}"
 _EXCEL_EPOCH = "1899-12-30"
 
 
+# What floats print for NaN and the infinities (Python, pandas, DuckDB, JavaScript, Excel).
+_NOT_IDS = ", ".join(
+    f"'{sign}{w}'"
+    for w in sorted({f(x) for x in ("nan", "inf", "infinity")
+                     for f in (str.lower, str.capitalize, str.upper)} | {"NaN"})
+    for sign in ("", "-", "+")
+)
+
+
 @dataclass(frozen=True)
 class TimeRules:
     """How times are read and which are accepted (from the import and the settings)."""
@@ -382,13 +391,12 @@ def _typed_sql(
             # An id that passed through a float (10.0, as pandas writes it) is the whole
             # number; NaN and infinities are no id at all.
             typed = (
-                f"CASE WHEN suffix({v}, '0') AND regexp_full_match({v}, '[+-]?\\d+\\.0+') "
-                f"THEN split_part({v}, '.', 1) ELSE {v} END"
+                f"CASE WHEN suffix({v}, '0') AND contains({v}, '.') AND "
+                f"regexp_full_match({v}, '[+-]?\\d+\\.0+') THEN split_part({v}, '.', 1) "
+                f"ELSE {v} END"
             )
-            checks.append(
-                (f"strlen({v}) <= 9 AND lower({v}) IN ('nan', '+nan', '-nan', 'inf', '+inf', "
-                 "'-inf', 'infinity', '+infinity', '-infinity')", "bad_id")
-            )
+            # Exact spellings (an IN list of constants costs no lower() per row).
+            checks.append((f"{v} IN ({_NOT_IDS})", "bad_id"))
         if col.max_length and col.name != "currency":
             # strlen (bytes, O(1)) bounds length (characters, a scan) from above.
             n = int(col.max_length)
