@@ -306,6 +306,9 @@ def test_an_admin_deletes_rows_by_key_filter_or_window_with_an_audit_entry(
         ]:
             r = yy("data", "delete", "events", *args, "--yes", "-p", p)
             assert r.returncode == 2 and text in r.stderr, (args, r.stderr)
+        for value in ("nan", "1e40", "x"):
+            r = yy("data", "delete", "orders", "--where", f"amount>{value}", "--yes", "-p", p)
+            assert r.returncode == 2 and "not a valid value for column amount" in r.stderr
     audit = _audit(project)
     assert [(a[1], a[2]) for a in audit] == [
         ("data.delete", "events"), ("data.delete", "events"), ("data.delete", "users"),

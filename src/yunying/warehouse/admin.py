@@ -42,8 +42,11 @@ def _value(col: Column, text: str) -> Any:
         if col.type == "date":
             return date.fromisoformat(text)
         if col.type == "decimal":
-            return Decimal(text)
-    except (ValueError, InvalidOperation):
+            d = Decimal(text)
+            if not d.is_finite() or abs(d) >= Decimal(10) ** 16:
+                raise ValueError(text)  # DECIMAL(18,2) holds 16 digits before the point
+            return d
+    except (ValueError, InvalidOperation, OverflowError):
         raise YunyingError("data.bad_value", column=col.name, value=text[:64]) from None
     return text
 
