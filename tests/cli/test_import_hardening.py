@@ -617,3 +617,21 @@ def test_a_negative_amount_is_quarantined(tmp_path: Path) -> None:
         f = import_json(project, "orders", path)[0]
     assert (f["loaded"], f["quarantined"]) == (2, 1)
     assert quarantine_rows(project) == [(3, "amount", "negative_amount")]
+
+
+def test_a_gbk_file_with_one_broken_line_keeps_the_rest_and_its_bytes(tmp_path: Path) -> None:
+    project = project_dir(tmp_path)
+    broken = "e2,购买,u2,2025-03-01 10:00:00".encode("gbk") + b"\x81\xff"
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(
+        "event_id,event,user_id,ts,备注\ne1,浏览,u1,2025-03-01 10:00:00,好\n".encode("gbk")
+        + broken + b"\n" + "e3,浏览,u3,2025-03-01 10:00:00,行\n".encode("gbk")
+    )
+    with clock.frozen(NOW):
+        f = import_json(project, "events", path)[0]
+    assert (f["loaded"], f["quarantined"]) == (2, 1)
+    assert [r[0] for r in quarantine_rows(project)] == [3]
+    assert warehouse_rows(project, "SELECT event FROM events ORDER BY 1") == [("浏览",), ("浏览",)]
+    out = tmp_path / "fix.csv"
+    assert yy("quarantine", "export", f["import_id"], str(out), "-p", str(project)).returncode == 0
+    assert out.read_bytes().splitlines()[1] == broken

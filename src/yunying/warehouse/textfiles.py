@@ -61,28 +61,44 @@ def detect_encoding(path: Path, given: str | None) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    try:
-        codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
-        return "gb18030"
-    except UnicodeDecodeError:
-        return "utf-8"  # mostly UTF-8 with bad lines: those lines go to quarantine
+    # Not UTF-8: GB18030 (a superset of GBK) when it explains the bytes better. A few bad
+    # lines do not change the verdict; they go to quarantine as their bytes.
+    bad_utf8 = head.decode("utf-8", errors="replace").count("\ufffd")
+    bad_gb = codecs.getincrementaldecoder("gb18030")(errors="replace").decode(
+        head, final=False
+    ).count("\ufffd")
+    return "gb18030" if bad_gb < bad_utf8 else "utf-8"
 
 
 def as_utf8(path: Path, encoding: str, work_dir: Path, name: str) -> Path:
-    """``path`` itself when UTF-8, else a UTF-8 copy in ``work_dir`` (streamed)."""
+    """``path`` itself when UTF-8, else a UTF-8 copy in ``work_dir`` (streamed).
+
+    In an encoding whose newline is the byte 0x0A (GB18030, GBK, Latin-1, …) the copy is
+    made line by line, and a line that is not valid in it is copied as its original
+    bytes: the reader then quarantines it (not valid text) with those bytes, for export.
+    UTF-16 is decoded as a whole and must be valid.
+    """
     if encoding == "utf-8":
         return path
     out = work_dir / f"{name}.utf8"
-    try:
-        with (
-            path.open("r", encoding=encoding, errors="strict", newline="") as src,
-            out.open("w", encoding="utf-8", newline="") as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except UnicodeDecodeError as e:
-        raise YunyingError(
-            "importing.decode_failed", path=str(path), encoding=encoding, offset=e.start
-        ) from None
+    if encoding.startswith(("utf-16", "utf_16", "utf-32", "utf_32")):
+        try:
+            with (
+                path.open("r", encoding=encoding, errors="strict", newline="") as src,
+                out.open("w", encoding="utf-8", newline="") as dst,
+            ):
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except UnicodeDecodeError as e:
+            raise YunyingError(
+                "importing.decode_failed", path=str(path), encoding=encoding, offset=e.start
+            ) from None
+        return out
+    with path.open("rb") as src, out.open("wb") as dst:
+        for line in src:
+            try:
+                dst.write(line.decode(encoding, errors="strict").encode("utf-8"))
+            except UnicodeDecodeError:
+                dst.write(line)
     return out
 
 
@@ -107,7 +123,10 @@ def open_text(
     enc = detect_encoding(path, encoding)
     read_path = as_utf8(path, enc, work_dir, name)
     with read_path.open("rb") as fh:
-        first_bytes = fh.readline(10_000_000)
+        first_bytes = fh.read(1 << 20)
+    # The header is the first line, whatever the line ending (\n, \r\n or an old \r).
+    ends = [i for i in (first_bytes.find(b"\n"), first_bytes.find(b"\r")) if i >= 0]
+    first_bytes = first_bytes[: min(ends)] if ends else first_bytes
     if first_bytes.startswith(codecs.BOM_UTF8):
         first_bytes = first_bytes[len(codecs.BOM_UTF8):]
     try:
