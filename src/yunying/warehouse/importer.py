@@ -805,6 +805,8 @@ def run_import(
             try:
                 qstore.ensure_schema(con, "yyq")
                 qstore.mark_interrupted(con, "yyq")
+                if wh.engine == "duckdb":
+                    _settle_interrupted(con)
                 for n, p in enumerate(req.paths):
                     path = Path(p)
                     src = prepare_source(
@@ -906,6 +908,44 @@ def _stage_file(
     return _Staged(src, n, import_id, staged, rejected, started)
 
 
+# Key prefix in the warehouse's _yunying_meta: "import:<id>" → "loaded,duplicate" so far.
+_PROGRESS = "import:"
+
+
+def committed_counts(con: duckdb.DuckDBPyConnection, schema: str = "main") -> dict[str, tuple[int, int]]:
+    """(loaded, duplicate) committed by each import that has not finished, from the
+    warehouse (written in the same transactions as its rows)."""
+    rows = con.execute(
+        f"SELECT key, value FROM {schema}._yunying_meta WHERE starts_with(key, ?)", [_PROGRESS]
+    ).fetchall()
+    out: dict[str, tuple[int, int]] = {}
+    for key, value in rows:
+        loaded, _, dup = str(value).partition(",")
+        out[key[len(_PROGRESS):]] = (int(loaded or 0), int(dup or 0))
+    return out
+
+
+def _settle_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Give interrupted runs in the log the exact counts they committed, then drop the
+    markers (one transaction per database: the log first, so a kill in between loses
+    nothing)."""
+    done = []
+    for import_id, (loaded, dup) in committed_counts(con).items():
+        state = con.execute(
+            "SELECT status FROM yyq.imports WHERE import_id = ?", [import_id]
+        ).fetchall()
+        if state and state[0][0] == "running":
+            continue  # another process is still loading it
+        if state:
+            con.execute(
+                "UPDATE yyq.imports SET loaded = ?, duplicate = ? WHERE import_id = ?",
+                [loaded, dup, import_id],
+            )
+        done.append(_PROGRESS + import_id)
+    for key in done:
+        con.execute("DELETE FROM _yunying_meta WHERE key = ?", [key])
+
+
 def _unclosed_quote(
     con: duckdb.DuckDBPyConnection, rejects: str, path: Path
 ) -> tuple[int, int] | None:
@@ -956,7 +996,9 @@ def _load_file(
     lo = 1
     while lo <= st.staged:
         hi = lo + chunk - 1
-        n_loaded, n_dup = _move_chunk(wh, con, c, src, import_id, lo, hi, st.rejected > 0, skip, n)
+        n_loaded, n_dup = _move_chunk(
+            wh, con, c, src, import_id, lo, hi, st.rejected > 0, skip, n, (loaded, duplicate)
+        )
         loaded += n_loaded
         duplicate += n_dup
         # The log follows every committed chunk: a killed run shows what it stored.
@@ -973,6 +1015,8 @@ def _load_file(
         "duplicate = ?, quarantined = ? WHERE import_id = ?",
         [_now(), total, loaded, duplicate, quarantined, import_id],
     )
+    if wh.engine == "duckdb":  # the log now holds the truth; the marker is done
+        con.execute("DELETE FROM _yunying_meta WHERE key = ?", [_PROGRESS + import_id])
     _drop_stage(con, n)
     return FileReport(
         import_id=import_id, file=name, format=src.format, sha256=src.sha256,
@@ -1098,6 +1142,7 @@ def _mark_duplicates(
 def _move_chunk(
     wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source,
     import_id: str, lo: int, hi: int, has_rejects: bool, skip: bool, n: int = 0,
+    before: tuple[int, int] = (0, 0),
 ) -> tuple[int, int]:
     """Quarantine the chunk's bad rows, then load its valid rows not marked to skip:
     (loaded, duplicate).
@@ -1105,6 +1150,9 @@ def _move_chunk(
     Two transactions (DuckDB writes one database per transaction), both idempotent: the
     quarantine by (table, file checksum, line), the load by key (see ``_mark_duplicates``).
     Rows are addressed by staging ``rowid`` (k - 1), which DuckDB prunes without a scan.
+    On DuckDB the run's totals so far (``before`` plus this chunk) are written into the
+    warehouse's ``_yunying_meta`` in the same transaction as the rows, so the log of a
+    killed run can be set to exactly what it committed (``committed_counts``).
     """
     stage = f"_yy_stage_{n}"
     header = 1 if src.format == "csv" else 0
@@ -1142,6 +1190,12 @@ def _move_chunk(
             loaded = int(cur.fetchall()[0][0])
             if loaded:
                 wh.bump_version()
+            con.execute(
+                "INSERT INTO _yunying_meta VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value",
+                [_PROGRESS + import_id,
+                 f"{before[0] + loaded},{before[1] + valid - loaded}"],
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

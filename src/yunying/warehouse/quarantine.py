@@ -246,7 +246,33 @@ def list_imports(settings: Settings, table: str | None = None, limit: int = 50) 
             params.append(table)
         sql += " ORDER BY started_at DESC, import_id LIMIT ?"
         params.append(limit)
-        return ImportLog(imports=[_entry(r) for r in con.execute(sql, params).fetchall()])
+        entries = [_entry(r) for r in con.execute(sql, params).fetchall()]
+    return ImportLog(imports=_with_committed(settings, entries))
+
+
+def _with_committed(settings: Settings, entries: list[ImportLogEntry]) -> list[ImportLogEntry]:
+    """Interrupted runs with the counts the warehouse committed for them (DuckDB writes
+    those in the same transactions as the rows; the log can lag by one chunk)."""
+    if not any(e.status == "interrupted" for e in entries):
+        return entries
+    if settings.warehouse.engine != "duckdb" or not settings.warehouse_path.exists():
+        return entries
+    from yunying.warehouse.importer import committed_counts
+
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    except duckdb.Error:
+        return entries  # busy: the log's own counts
+    try:
+        counts = committed_counts(con)
+    except duckdb.Error:
+        counts = {}
+    finally:
+        con.close()
+    for e in entries:
+        if e.status == "interrupted" and e.import_id in counts:
+            e.loaded, e.duplicate = counts[e.import_id]
+    return entries
 
 
 def get_import(settings: Settings, import_id: str) -> ImportLogEntry:
