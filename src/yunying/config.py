@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,12 @@ class AppDbSettings(BaseModel):
 
 class ImportSettings(BaseModel):
     chunk_rows: int = 1_000_000
+    # Times before this day (UTC) are quarantined: a year-1 or 1970 time is a broken value.
+    earliest: date = date(2000, 1, 1)
+    # Times later than now plus this many seconds (clock skew) are quarantined.
+    future_skew_seconds: int = Field(default=600, ge=0)
+    # Zone abbreviations read as these IANA zones; any other abbreviation is refused.
+    zone_abbreviations: dict[str, str] = Field(default_factory=lambda: {"CST": "Asia/Shanghai"})
 
 
 class MetricsSettings(BaseModel):
@@ -167,6 +174,11 @@ url = ""
 # Rows committed per transaction (rounded up to whole DuckDB row groups of 122880);
 # a killed import keeps the chunks it committed.
 chunk_rows = 1000000
+# Times before this day (UTC), or later than now + future_skew_seconds, are quarantined.
+earliest = 2000-01-01
+future_skew_seconds = 600
+# Zone abbreviations in times ("2025-03-01 10:00 CST") read as these zones; others are refused.
+zone_abbreviations = {{ CST = "Asia/Shanghai" }}
 
 [metrics]
 # Built-in metric libraries to enable: ecommerce, app, user, saas, credit

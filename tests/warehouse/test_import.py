@@ -100,10 +100,11 @@ def test_bad_values_are_quarantined_with_line_field_and_reason(
         "o8,u1,2024-01-01,1,CNY,shipped\n"  # 9: not an allowed status
         "o9,u1,2024-01-01,1,RMB1,paid\n"  # 10: bad currency
         "o10,u1,yesterday,1,CNY,paid\n"  # 11: not a time
-        "o11,u1,2024-01-01,-5.10,usd,Refunded\n",  # 12: good (negative refund)
+        "o11,u1,2024-01-01,-5.10,usd,Refunded\n"  # 12: negative (a refund is a status)
+        "o12,u1,2024-01-01,5.10,usd,Refunded\n",  # 13: good
     )
     r = imp(wh, "orders", f)
-    assert (r.rows_read, r.loaded, r.duplicate, r.quarantined) == (11, 2, 0, 9)
+    assert (r.rows_read, r.loaded, r.duplicate, r.quarantined) == (12, 2, 0, 10)
     assert quarantined(settings) == [
         (3, "amount", "not_decimal"),
         (4, "ts", "bad_timestamp"),
@@ -114,10 +115,11 @@ def test_bad_values_are_quarantined_with_line_field_and_reason(
         (9, "status", "bad_value"),
         (10, "currency", "bad_currency"),
         (11, "ts", "bad_timestamp"),
+        (12, "amount", "negative_amount"),
     ]
     assert rows(wh, "SELECT order_id, amount, currency, status FROM orders ORDER BY 1") == [
         ("o1", Decimal("10.00"), "CNY", "paid"),
-        ("o11", Decimal("-5.10"), "USD", "refunded"),
+        ("o12", Decimal("5.10"), "USD", "refunded"),
     ]
 
 
@@ -209,7 +211,7 @@ def test_duplicates_within_a_file_and_across_chunks_and_reimports(
     # Quarantine is not duplicated by the re-import.
     assert len(quarantined(settings)) == 1
     # Another file overlapping the first: only the new key loads.
-    g = write(tmp_path / "more.csv", "event_id,event,user_id,ts\ne5,x,u,1\ne6,y,u,2\n")
+    g = write(tmp_path / "more.csv", "event_id,event,user_id,ts\ne5,x,u,1704103200\ne6,y,u,1704103201\n")
     r3 = imp(wh, "events", g)
     assert (r3.loaded, r3.duplicate) == (1, 1)
 
@@ -253,11 +255,11 @@ def test_unknown_columns_go_into_properties_merged_with_existing(
     f = write(
         tmp_path / "e.csv",
         'event_id,event,user_id,ts,page,properties,ref\n'
-        'e1,view,u1,1,/home,"{""plan"": ""pro""}",ads\n'
-        "e2,view,u2,1,/cart,,\n"
-        'e3,view,u3,1,,"{""a"": 1}",\n'
-        "e4,view,u4,1,,,\n"
-        'e5,view,u5,1,/x,"[1, 2]",\n',  # properties must be an object
+        'e1,view,u1,1704103200,/home,"{""plan"": ""pro""}",ads\n'
+        "e2,view,u2,1704103200,/cart,,\n"
+        'e3,view,u3,1704103200,,"{""a"": 1}",\n'
+        "e4,view,u4,1704103200,,,\n"
+        'e5,view,u5,1704103200,/x,"[1, 2]",\n',  # properties must be an object
     )
     r = imp(wh, "events", f)
     assert (r.loaded, r.quarantined) == (4, 1)
@@ -272,7 +274,7 @@ def test_unknown_columns_go_into_properties_merged_with_existing(
 
 
 def test_map_renames_source_columns(wh: Warehouse, tmp_path: Path) -> None:
-    f = write(tmp_path / "e.csv", "id,name,uid,time\ne1,view,u1,1\n")
+    f = write(tmp_path / "e.csv", "id,name,uid,time\ne1,view,u1,1704103200\n")
     r = imp(wh, "events", f, mapping={"id": "event_id", "name": "event", "uid": "user_id", "time": "ts"})
     assert r.loaded == 1
     with pytest.raises(YunyingError) as e:

@@ -100,7 +100,7 @@ def cli(*args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
 
 def test_the_command_runs_as_a_program(tmp_path: Path) -> None:
     data = tmp_path / "e.csv"
-    data.write_text("event_id,event,user_id,ts\ne1,view,u1,1\ne2,view,u2,x\n", encoding="utf-8")
+    data.write_text("event_id,event,user_id,ts\ne1,view,u1,1704103200\ne2,view,u2,x\n", encoding="utf-8")
     r = cli_subprocess("import", "events", str(data), "-p", str(tmp_path / "p"), "-o", "json")
     assert r.returncode == 0, r.stderr
     f = json.loads(r.stdout)["files"][0]

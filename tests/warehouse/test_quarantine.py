@@ -37,7 +37,7 @@ def test_counts_reconcile_per_file_and_show_explains(
     a = tmp_path / "a.csv"
     a.write_text(ORDERS, encoding="utf-8")
     b = tmp_path / "b.csv"
-    b.write_text("order_id,user_id,ts,amount,currency,status\no9,u9,1,1,CNY,paid\n", encoding="utf-8")
+    b.write_text("order_id,user_id,ts,amount,currency,status\no9,u9,1704103200,1,CNY,paid\n", encoding="utf-8")
     r = run_import(wh, ImportRequest(table="orders", paths=[a, b]))
     fa, fb = r.files
     assert (fa.rows_read, fa.loaded, fa.duplicate, fa.quarantined) == (5, 1, 1, 3)

@@ -19,6 +19,7 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
     ("POST", "/api/v1/capture", "/api/v1/capture", {"events": []}, None),
     ("POST", "/api/v1/capture/flush", "/api/v1/capture/flush", None, None),
     ("GET", "/api/v1/data/status", "/api/v1/data/status", None, None),
+    ("POST", "/api/v1/data/delete", "/api/v1/data/delete", {"table": "events", "keys": ["nope"], "dry_run": True}, None),
     ("GET", "/api/v1/overview", "/api/v1/overview", None, None),
     ("GET", "/api/v1/insights", "/api/v1/insights", None, None),
     ("POST", "/api/v1/insights", "/api/v1/insights", {"name": "o", "kind": "overview"}, None),

@@ -1,7 +1,8 @@
-"""Project and data commands: init, tables, describe, status."""
+"""Project and data commands: init, tables, describe, status, data delete."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -80,3 +81,52 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         with open_warehouse(s) as wh:
             emit(warehouse_status(wh), fmt)
+
+    data = typer.Typer(
+        help="Administer warehouse rows. / 管理数据仓库中的数据。", no_args_is_help=True
+    )
+    app.add_typer(data, name="data")
+
+    @data.command("delete")
+    def delete_cmd(
+        table: Annotated[str, typer.Argument(help="Contract table: events, users, orders, …")],
+        keys: Annotated[
+            list[str] | None, typer.Option("--key", help="Delete the row with this key (repeatable).")
+        ] = None,
+        where: Annotated[
+            str | None,
+            typer.Option(
+                "--where",
+                help='Filter on columns, e.g. "ts>=2099-01-01" or "ts<2000-01-01 and event=view".',
+            ),
+        ] = None,
+        outside_window: Annotated[
+            bool,
+            typer.Option(
+                "--outside-window",
+                help="Rows whose time is before imports.earliest or after now + skew.",
+            ),
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", help="Really delete (else: only count).")] = False,
+        project: ProjectOpt = None,
+        fmt: FormatOpt = OutputFormat.table,
+    ) -> None:
+        """Delete rows by key or filter, with an audit entry. / 按主键或条件删除数据（留审计记录）。"""
+        from yunying.appdb import open_appdb
+        from yunying.warehouse.admin import delete_rows
+        from yunying.warehouse.engine import open_warehouse
+        from yunying.web.accounts import audit
+
+        s = settings_for(project)
+        with open_warehouse(s) as wh:
+            res = delete_rows(wh, table, keys or [], where, outside_window, dry_run=not yes)
+        if res.deleted:
+            audit(open_appdb(s), f"cli:{getpass.getuser()}", "data.delete", res.table,
+                  f"deleted={res.deleted}; {res.criteria}"[:2000])
+        if fmt != OutputFormat.table:
+            emit(res, fmt)
+            return
+        if res.dry_run:
+            console.print(t("data.delete.would", n=res.matched, table=res.table))
+        else:
+            console.print(t("data.delete.done", n=res.deleted, table=res.table))

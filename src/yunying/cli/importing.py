@@ -31,6 +31,16 @@ def parse_maps(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _one_char(option: str, value: str | None, allow_empty: bool) -> str | None:
+    """A dialect character: one character (``\\t`` for tab), or empty where allowed."""
+    if value is None:
+        return None
+    value = {"\\t": "\t", "tab": "\t"}.get(value, value)
+    if len(value) == 1 and value not in "\r\n" or (allow_empty and value == ""):
+        return value
+    raise YunyingError("importing.bad_dialect", option=option, value=value)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_cmd(
@@ -48,6 +58,26 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--timezone", help="Zone of times without an offset (default: project)."),
         ] = None,
+        encoding: Annotated[
+            str | None,
+            typer.Option(
+                "--encoding",
+                help="Text encoding, e.g. gb18030, utf-16 (default: detected: UTF-8, "
+                "UTF-16 with BOM, GB18030/GBK).",
+            ),
+        ] = None,
+        delimiter: Annotated[
+            str | None,
+            typer.Option("--delimiter", help="CSV delimiter (default: from the header line)."),
+        ] = None,
+        quote: Annotated[
+            str | None,
+            typer.Option("--quote", help='CSV quote character (default ", RFC 4180; "" = none).'),
+        ] = None,
+        excel_dates: Annotated[
+            bool,
+            typer.Option("--excel-dates", help="Read plain numbers in time columns as Excel serial days."),
+        ] = False,
         project: ProjectOpt = None,
         output: Annotated[
             OutputFormat, typer.Option("--output", "-o", help="Summary as table, json or csv.")
@@ -76,6 +106,10 @@ def register(app: typer.Typer) -> None:
             format=input_format,  # type: ignore[arg-type]
             mapping=parse_maps(maps or []),
             timezone=timezone,
+            encoding=encoding,
+            delimiter=_one_char("--delimiter", delimiter, allow_empty=False),
+            quote=_one_char("--quote", quote, allow_empty=True),
+            excel_dates=excel_dates,
         )
         with (
             open_warehouse(s) as wh,

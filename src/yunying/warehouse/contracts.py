@@ -32,6 +32,8 @@ class Column:
     required: bool = True
     description_key: str = ""
     max_length: int | None = None
+    # Refuse negative values (money that a status, not a sign, qualifies).
+    nonnegative: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ ORDERS = Contract(
         _c("order_id", "string"),
         _c("user_id", "string"),
         _c("ts", "timestamp"),
-        _c("amount", "decimal"),
+        # Never negative: a refund is an order with status "refunded" and its amount.
+        Column("amount", "decimal", True, "contract.col.amount", nonnegative=True),
         _c("currency", "string", max_length=3),
         _c("status", "string"),
         _c("properties", "json", required=False),

@@ -50,12 +50,39 @@ SUFFIXES: dict[str, InputFormat] = {
 MAX_COLUMNS = 1000
 # Delimiter for reading JSON lines as one text column (a line holding it is rejected).
 _JSONL_DELIM = "\x1e"
-# A time followed by a zone: Z, +08, +0800, +08:00, or a name such as UTC / Asia/Shanghai.
-_ZONE_RE = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?|\s*[A-Za-z_]+(/[A-Za-z_+-]+)*)$"
-_EPOCH_RE = r"[+-]?\d{1,13}"
+# Epoch values: seconds have 9 or 10 digits (1973 to 2286), milliseconds exactly 13.
+_EPOCH_S_RE = r"[+-]?\d{9,10}"
+_EPOCH_MS_RE = r"[+-]?\d{13}"
 _NAIVE_FORMATS = "['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S']"
-# Epoch values above this are milliseconds (1e11 s is the year 5138).
-_EPOCH_MS_FROM = 100_000_000_000
+# A date, then optionally a time: 2024-03-01, 2024/3/1, 2024-03-01 10:00, …T10:00:00.123
+_DT_RE = r"\d{4}(-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})([ T]\d{1,2}:\d\d(:\d\d(\.\d{1,9})?)?)?"
+# An offset: Z, +08, +0800, +08:00 (never beyond ±14:00, the widest zone on Earth).
+_OFFSET_RE = r"\s*([zZ]|[+-](0\d|1[0-4])(:?[0-5]\d)?)"
+# A zone by name: UTC, GMT or an IANA name such as Asia/Shanghai or Etc/GMT-8.
+_ZONE_NAME_RE = r"\s+(UTC|GMT|[A-Za-z_]+(/[A-Za-z0-9_+-]+)+)"
+_ABBREV_RE = r"\s+[A-Za-z]{2,6}"
+# Excel's day 0 (its serials count days from here, with the 1900 leap-year bug folded in).
+_EXCEL_EPOCH = "1899-12-30"
+
+
+# What floats print for NaN and the infinities (Python, pandas, DuckDB, JavaScript, Excel).
+_NOT_IDS = ", ".join(
+    f"'{sign}{w}'"
+    for w in sorted({f(x) for x in ("nan", "inf", "infinity")
+                     for f in (str.lower, str.capitalize, str.upper)} | {"NaN"})
+    for sign in ("", "-", "+")
+)
+
+
+@dataclass(frozen=True)
+class TimeRules:
+    """How times are read and which are accepted (from the import and the settings)."""
+
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    excel_dates: bool = False
+    abbreviations: tuple[tuple[str, str], ...] = (("CST", "Asia/Shanghai"),)
+
 
 Progress = Callable[[str, str, int, int], None]
 """``progress(phase, file, done, total)``; phase is ``read`` or ``load``."""
@@ -69,6 +96,13 @@ class ImportRequest(BaseModel):
     format: InputFormat | None = None
     mapping: dict[str, str] = Field(default_factory=dict)
     timezone: str | None = None
+    # Text files: encoding (None/"auto" detects UTF-8, UTF-16 with BOM, GB18030), CSV
+    # delimiter (None: from the header line) and quote character ("" turns quoting off).
+    encoding: str | None = None
+    delimiter: str | None = None
+    quote: str | None = None
+    # Read plain numbers in time columns as Excel serial days (45678 = 2025-01-21).
+    excel_dates: bool = False
 
 
 class FileReport(BaseModel):
@@ -151,8 +185,29 @@ class _Source:
     columns: list[str]
     mapping: dict[str, str]  # contract field -> source column
     extras: list[str]  # source columns that go into properties
-    rows_sql: str = ""
-    params: list[Any] = field(default_factory=list)
+    # The SQL name of each column in the file's base rows: positional (_yy_c0, …), so no
+    # column name can collide with a name the generated SQL uses.
+    internal: list[str] = field(default_factory=list)
+    read_path: Path | None = None  # the UTF-8 file DuckDB reads (CSV, JSON lines)
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    quote: str = '"'
+    refs: list[str] = field(default_factory=list)  # Parquet: DuckDB's name of each column
+    types: list[str] = field(default_factory=list)  # Parquet: DuckDB's type of each column
+
+    def __post_init__(self) -> None:
+        if not self.internal:
+            self.internal = [f"_yy_c{i}" for i in range(len(self.columns))]
+
+    def is_json(self, name: str) -> bool:
+        """Whether the column's text is JSON (a Parquet struct, list or map)."""
+        if self.format != "parquet" or not self.types:
+            return False
+        return _is_nested(self.types[self.columns.index(name)])
+
+    def col(self, name: str) -> str:
+        """The SQL identifier under which the base rows hold the file's column ``name``."""
+        return self.internal[self.columns.index(name)]
 
 
 def detect_format(path: Path, given: str | None) -> InputFormat:
@@ -182,34 +237,74 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: InputFormat) -> list[str]:
-    """The file's column names; any failure here means the file cannot be read at all."""
+def _parquet_columns(
+    con: duckdb.DuckDBPyConnection, path: Path
+) -> tuple[list[str], list[str], list[str]]:
+    """(the file's own column names, DuckDB's name for each, DuckDB's type of each).
+
+    DuckDB renames a column whose name differs from an earlier one only in case (``E``
+    after ``e`` becomes ``E_1``); the file's own names come from its schema.
+    """
+    rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    refs, types = [r[0] for r in rows], [str(r[1]) for r in rows]
     try:
+        import pyarrow.parquet as pq
+
+        names = list(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - DuckDB read it; its names are then the best we have
+        names = refs
+    if len(names) != len(refs):
+        names = refs
+    return names, refs, types
+
+
+def _jsonl_columns(con: duckdb.DuckDBPyConnection, src: _Source) -> list[str]:
+    assert src.read_path is not None
+    with src.read_path.open("rb") as fh:
+        head = fh.read(65536)
+    if b"\x00" in head or head.lstrip()[:1] not in (b"{", b"["):
+        raise YunyingError("importing.not_jsonl", path=str(src.path))
+    rows = con.execute(
+        "SELECT DISTINCT unnest(json_keys(j)) FROM (SELECT CASE WHEN json_valid(line) AND "
+        "json_type(line) = 'OBJECT' THEN line::JSON END AS j FROM read_csv(?, "
+        "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', escape = '',"
+        " ignore_errors = true)) WHERE j IS NOT NULL",
+        [str(src.read_path), _JSONL_DELIM],
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def _read_source(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: InputFormat, req: ImportRequest,
+    work_dir: Path, name: str,
+) -> _Source:
+    """The file's columns and how to read it; any failure here means it cannot be read."""
+    from yunying.warehouse import textfiles
+
+    try:
+        if fmt == "parquet":
+            names, refs, types = _parquet_columns(con, path)
+            return _Source(path, fmt, "", names, {}, [], refs=refs, types=types)
         if fmt == "csv":
             with path.open("rb") as fh:
                 head = fh.read(65536)
-            if b"\x00" in head:
+            utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+            if b"\x00" in head and not utf16 and not req.encoding:
                 raise YunyingError("importing.not_text", path=str(path))
-            rows = con.execute(
-                "DESCRIBE SELECT * FROM read_csv(?, all_varchar = true, header = true, ignore_errors = true)",
-                [str(path)],
-            ).fetchall()
-            return [r[0] for r in rows]
-        if fmt == "parquet":
-            rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
-            return [r[0] for r in rows]
-        with path.open("rb") as fh:
-            head = fh.read(65536)
-        if b"\x00" in head or head.lstrip()[:1] not in (b"{", b"["):
-            raise YunyingError("importing.not_jsonl", path=str(path))
-        rows = con.execute(
-            "SELECT DISTINCT unnest(json_keys(j)) FROM (SELECT CASE WHEN json_valid(line) AND "
-            "json_type(line) = 'OBJECT' THEN line::JSON END AS j FROM read_csv(?, "
-            "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', escape = '',"
-            " ignore_errors = true)) WHERE j IS NOT NULL",
-            [str(path), _JSONL_DELIM],
-        ).fetchall()
-        return sorted(r[0] for r in rows)
+            tf = textfiles.open_text(path, req.encoding, req.delimiter, req.quote, work_dir, name)
+            with tf.read_path.open("rb") as fh:
+                if b"\x00" in fh.read(65536):
+                    raise YunyingError("importing.not_text", path=str(path))
+            return _Source(
+                path, fmt, "", tf.header, {}, [], read_path=tf.read_path, encoding=tf.encoding,
+                delimiter=tf.delimiter, quote=tf.quote,
+            )
+        enc = textfiles.detect_encoding(path, req.encoding)
+        read_path = textfiles.as_utf8(path, enc, work_dir, name)
+        src = _Source(path, fmt, "", [], {}, [], read_path=read_path, encoding=enc)
+        src.columns = _jsonl_columns(con, src)
+        src.internal = []
+        return src
     except duckdb.Error as e:
         raise YunyingError(
             "importing.unreadable", path=str(path), format=fmt, reason=str(e).splitlines()[0]
@@ -218,31 +313,50 @@ def _read_columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: InputFormat) 
 
 def prepare_source(
     con: duckdb.DuckDBPyConnection, c: Contract, path: Path, fmt: InputFormat,
-    user_map: dict[str, str],
+    user_map: dict[str, str], req: ImportRequest | None = None, work_dir: Path | None = None,
+    name: str = "f0",
 ) -> _Source:
     """Check one file before anything is loaded: readable, known columns, required ones."""
+    from yunying.warehouse.textfiles import duplicate_names
+
     if not path.exists() or not path.is_file():
         raise YunyingError("importing.no_file", path=str(path))
     if path.stat().st_size == 0:
         raise YunyingError("importing.empty_file", path=str(path))
-    columns = _read_columns(con, path, fmt)
+    req = req or ImportRequest(table=c.table, paths=[path])
+    src = _read_source(con, path, fmt, req, work_dir or path.parent, name)
+    columns = src.columns
     if len(columns) > MAX_COLUMNS:
         raise YunyingError(
             "importing.too_many_columns", path=str(path), n=len(columns), max=MAX_COLUMNS
         )
+    dups = duplicate_names(columns)
+    if dups:
+        raise YunyingError("importing.duplicate_columns", path=str(path), columns=", ".join(dups))
+    if not src.internal or len(src.internal) != len(columns):
+        src.internal = [f"_yy_c{i}" for i in range(len(columns))]
     mapping: dict[str, str] = {}
-    for src, dst in user_map.items():
+    for source, dst in user_map.items():
         if dst not in c.names:
             raise YunyingError(
                 "importing.map_unknown_field", field=dst, table=c.table, fields=", ".join(c.names)
             )
-        if src not in columns and fmt != "jsonl":
-            raise YunyingError("importing.map_unknown_source", source=src, path=str(path))
-        mapping[dst] = src
-    lowered = {col.strip().lower(): col for col in columns}
+        if source not in columns and fmt != "jsonl":
+            raise YunyingError("importing.map_unknown_source", source=source, path=str(path))
+        mapping[dst] = source
+    lowered: dict[str, list[str]] = {}
+    for col_name in columns:
+        lowered.setdefault(col_name.strip().lower(), []).append(col_name)
     for col in c.columns:
-        if col.name not in mapping and col.name in lowered and lowered[col.name] not in user_map:
-            mapping[col.name] = lowered[col.name]
+        found = [x for x in lowered.get(col.name, []) if x not in user_map]
+        if col.name in mapping or not found:
+            continue
+        if len(found) > 1:  # "ts" and "TS": which one is the time?
+            raise YunyingError(
+                "importing.ambiguous_columns", path=str(path), field=col.name,
+                columns=", ".join(found),
+            )
+        mapping[col.name] = found[0]
     missing = [col.name for col in c.columns if col.required and col.name not in mapping]
     if missing:
         raise YunyingError(
@@ -250,20 +364,39 @@ def prepare_source(
             found=", ".join(columns[:20]) + (" …" if len(columns) > 20 else ""),
         )
     used = set(mapping.values())
-    extras = [col for col in columns if col not in used]
-    return _Source(path, fmt, file_sha256(path), columns, mapping, extras)
+    src.mapping = mapping
+    src.extras = [col for col in columns if col not in used]
+    src.sha256 = file_sha256(path)
+    return src
 
 
 # -- validation SQL ---------------------------------------------------------------------
+def _ts_lit(t: datetime) -> str:
+    return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+
+
 def _typed_sql(
-    col: Column, v: str, enums: tuple[str, ...] | None, tz: str
+    col: Column, v: str, enums: tuple[str, ...] | None, tz: str, rules: TimeRules | None = None
 ) -> tuple[str, list[tuple[str, str]]]:
     """(typed expression, [(failure condition, reason code)]) for one contract column."""
+    rules = rules or TimeRules()
     checks: list[tuple[str, str]] = []
     if col.required:
         checks.append((f"{v} IS NULL", "missing"))
     if col.type == "string":
         typed = v
+        # A NUL byte is never part of a name or an id (it comes from binary junk).
+        checks.append((f"contains({v}, chr(0))", "nul_byte"))
+        if col.name.endswith("_id"):
+            # An id that passed through a float (10.0, as pandas writes it) is the whole
+            # number; NaN and infinities are no id at all.
+            typed = (
+                f"CASE WHEN suffix({v}, '0') AND contains({v}, '.') AND "
+                f"regexp_full_match({v}, '[+-]?\\d+\\.0+') THEN split_part({v}, '.', 1) "
+                f"ELSE {v} END"
+            )
+            # Exact spellings (an IN list of constants costs no lower() per row).
+            checks.append((f"{v} IN ({_NOT_IDS})", "bad_id"))
         if col.max_length and col.name != "currency":
             # strlen (bytes, O(1)) bounds length (characters, a scan) from above.
             n = int(col.max_length)
@@ -283,35 +416,84 @@ def _typed_sql(
         checks.append((f"regexp_matches({v}, '\\.\\d\\d\\d*[1-9]')", "decimal_scale"))
         typed = f"TRY_CAST({v} AS DECIMAL(18,2))"
         checks.append((f"{typed} IS NULL", "decimal_range"))
+        if col.nonnegative:
+            checks.append((f"{typed} < 0", "negative_amount"))
         return typed, checks
     if col.type == "timestamp":
-        # A time without a zone is in the import's zone; UTC needs no (costly ICU) shift.
-        def local(ts: str) -> str:
-            return ts if tz == "UTC" else f"CAST(timezone($tz, {ts}) AS TIMESTAMP)"
-
-        general = (
-            f"CASE WHEN regexp_full_match({v}, '{_EPOCH_RE}') THEN "
-            f"(CASE WHEN abs(TRY_CAST({v} AS BIGINT)) >= {_EPOCH_MS_FROM} "
-            f"THEN epoch_ms(TRY_CAST({v} AS BIGINT)) "
-            f"ELSE make_timestamp(TRY_CAST({v} AS BIGINT) * 1000000) END) "
-            f"WHEN regexp_matches({v}, '{_ZONE_RE}') THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) "
-            f"ELSE {local(f'TRY_CAST({v} AS TIMESTAMP)')} END"
+        typed = _timestamp_sql(v, tz, rules)
+        # Only rows that failed to parse pay for the zone check.
+        checks.append(
+            (f"{typed} IS NULL AND regexp_full_match({v}, '{_DT_RE}{_ABBREV_RE}')",
+             "ambiguous_zone")
         )
-        # The usual shape first: strptime must consume the whole value, so what it
-        # accepts has no zone and is neither an epoch; the two regexes above then run
-        # only on the rest (coalesce evaluates its second argument for those rows only).
-        typed = f"coalesce({local(f'try_strptime({v}, {_NAIVE_FORMATS})')}, {general})"
         checks.append((f"{typed} IS NULL", "bad_timestamp"))
+        window = []
+        if rules.earliest is not None:
+            window.append(f"{typed} < {_ts_lit(rules.earliest)}")
+        if rules.latest is not None:
+            window.append(f"{typed} > {_ts_lit(rules.latest)}")
+        if window:
+            checks.append((" OR ".join(window), "time_out_of_range"))
         return typed, checks
     if col.type == "date":
-        typed = f"TRY_CAST({v} AS DATE)"
-        checks.append(
-            (f"NOT regexp_full_match({v}, '\\d{{4}}-\\d\\d-\\d\\d') OR {typed} IS NULL", "bad_date")
+        typed = (
+            f"CASE WHEN regexp_full_match({v}, '\\d{{8}}') THEN CAST(try_strptime({v}, '%Y%m%d') "
+            f"AS DATE) ELSE TRY_CAST({v} AS DATE) END"
         )
+        checks.append(
+            (f"NOT regexp_full_match({v}, '\\d{{4}}-\\d\\d-\\d\\d|\\d{{8}}') OR {typed} IS NULL",
+             "bad_date")
+        )
+        if rules.earliest is not None:
+            checks.append((f"{typed} < DATE '{rules.earliest.date().isoformat()}'",
+                           "time_out_of_range"))
         return typed, checks
     # json: an object (the properties column)
     checks.append((f"NOT json_valid({v}) OR json_type({v}) <> 'OBJECT'", "not_json_object"))
     return v, checks
+
+
+def _timestamp_sql(v: str, tz: str, rules: TimeRules) -> str:
+    """A time value as naive UTC, or NULL; every accepted shape is listed in docs/import.md.
+
+    The usual shape first: strptime must consume the whole value, so what it accepts has
+    no zone and is no number; the general CASE then runs only on the rest (coalesce
+    evaluates its second argument for those rows only).
+    """
+
+    def local(ts: str) -> str:
+        # A time without a zone is in the import's zone; UTC needs no (costly ICU) shift.
+        return ts if tz == "UTC" else f"CAST(timezone($tz, {ts}) AS TIMESTAMP)"
+
+    dashed = f"regexp_replace({v}, '^(\\d{{4}})/(\\d{{1,2}})/(\\d{{1,2}})', '\\1-\\2-\\3')"
+    branches = [
+        # YYYYMMDD and YYYYMMDDHHMMSS, as Chinese systems export them (before epochs).
+        ("'\\d{8}'", local(f"try_strptime({v}, '%Y%m%d')")),
+        ("'\\d{14}'", local(f"try_strptime({v}, '%Y%m%d%H%M%S')")),
+    ]
+    if rules.excel_dates:
+        branches.append((
+            "'\\d{1,7}(\\.\\d+)?'",
+            local(f"(TIMESTAMP '{_EXCEL_EPOCH}' + to_microseconds(CAST(round("
+                  f"TRY_CAST({v} AS DOUBLE) * 86400000000) AS BIGINT)))"),
+        ))
+    branches += [
+        (f"'{_EPOCH_S_RE}'", f"make_timestamp(TRY_CAST({v} AS BIGINT) * 1000000)"),
+        (f"'{_EPOCH_MS_RE}'", f"epoch_ms(TRY_CAST({v} AS BIGINT))"),
+        (f"'{_DT_RE}'", local(f"TRY_CAST({dashed} AS TIMESTAMP)")),
+        (f"'{_DT_RE}({_OFFSET_RE}|{_ZONE_NAME_RE})'",
+         f"CAST(TRY_CAST({dashed} AS TIMESTAMPTZ) AS TIMESTAMP)"),
+    ]
+    for abbr, zone in rules.abbreviations:
+        bare = f"regexp_extract({dashed}, '^(.*?)\\s+[A-Za-z]+$', 1)"
+        branches.append((
+            f"'{_DT_RE}\\s+{abbr}'",
+            f"CAST(timezone({_lit(zone)}, TRY_CAST({bare} AS TIMESTAMP)) AS TIMESTAMP)",
+        ))
+    general = "CASE " + " ".join(
+        f"WHEN regexp_full_match({v}, {rx}) THEN {expr}" for rx, expr in branches
+    ) + " END"
+    return f"coalesce({local(f'try_strptime({v}, {_NAIVE_FORMATS})')}, {general})"
 
 
 def _trimmed(v: str) -> str:
@@ -327,13 +509,16 @@ def _trimmed(v: str) -> str:
     )
 
 
-def _validated_select(src: _Source, c: Contract, base: str, tz: str) -> str:
+def _validated_select(
+    src: _Source, c: Contract, base: str, tz: str, rules: TimeRules | None = None
+) -> str:
     """SELECT <typed contract columns>, _field, _reason, _raw FROM base, in one pass.
 
     Three layers so that each value is trimmed once and each type is parsed once:
     L1 the trimmed text of every mapped column, L2 its typed value, L3 the first failing
     check (field and reason code), the properties object and, for bad rows only, the raw
-    row as JSON (kept to show and export it).
+    row as JSON (kept to show and export it). The base rows name the file's columns
+    positionally (``_yy_c<i>``); the file's own names appear only as string literals.
     """
     jsonl = src.format == "jsonl"
     # L1: trimmed text, empty as NULL, under internal names _yy_v_<field>.
@@ -344,7 +529,7 @@ def _validated_select(src: _Source, c: Contract, base: str, tz: str) -> str:
             if jsonl:
                 text = f"trim(json_extract_string(j, {_json_path(name)}))"
             else:
-                text = _trimmed(_ident(name))
+                text = _trimmed(src.col(name))
             l1.append(f"nullif({text}, '') AS {_ident('_yy_v_' + col.name)}")
     # L2 typed values and L3 checks.
     l2: list[str] = []
@@ -358,11 +543,16 @@ def _validated_select(src: _Source, c: Contract, base: str, tz: str) -> str:
             continue
         v = _ident("_yy_v_" + col.name)
         tv = _ident("_yy_t_" + col.name)
-        expr, checks = _typed_sql(col, v, c.enums.get(col.name), tz)
+        expr, checks = _typed_sql(col, v, c.enums.get(col.name), tz, rules)
+        if jsonl and col.type == "string":
+            # An array or object given for a name or an id is not that value.
+            path = _json_path(src.mapping[col.name])
+            checks.insert(1, (f"json_type(j, {path}) IN ('ARRAY', 'OBJECT')", "not_scalar"))
         l2.append(f"{expr} AS {tv}")
         typed[col.name] = tv
         for cond, code in checks:
-            cond = cond.replace(f"{expr} IS NULL", f"{tv} IS NULL")
+            if expr != v:
+                cond = cond.replace(expr, tv)
             guard = cond if code == "missing" else f"{v} IS NOT NULL AND ({cond})"
             cases.append(f"WHEN {guard} THEN [{_lit(col.name)}, {_lit(code)}]")
     bad = "CASE " + " ".join(cases) + " END" if cases else "NULL::VARCHAR[]"
@@ -371,7 +561,7 @@ def _validated_select(src: _Source, c: Contract, base: str, tz: str) -> str:
     if jsonl:
         raw = "line"
     else:
-        pairs = ", ".join(f"{_lit(x)}, {_ident(x)}" for x in src.columns)
+        pairs = ", ".join(f"{_lit(x)}, {i}" for x, i in zip(src.columns, src.internal, strict=True))
         raw = f"json_object({pairs})::VARCHAR"
     cols = ", ".join(f"{typed[col.name]} AS {_ident(col.name)}" for col in c.columns)
     l1_sql = ", ".join(l1) or "NULL AS _yy_none"
@@ -398,19 +588,25 @@ def _properties_sql(src: _Source, props: str) -> str:
             f"{_lit(x)}, {v}" for x, v in zip(src.extras, vals, strict=True)
         ) + ")"
     else:
-        vals = [f"to_json(nullif({_ident(x)}, ''))" for x in src.extras]
-        all_set = " AND ".join(f"{_ident(x)} <> ''" for x in src.extras)
+        refs = [src.col(x) for x in src.extras]
+        # Parquet's nested values (struct, list, map) arrive as JSON text: kept as JSON.
+        nested = {src.col(x) for x in src.extras if src.is_json(x)}
+        vals = [
+            f"json(nullif({r}, ''))" if r in nested else f"to_json(nullif({r}, ''))" for r in refs
+        ]
+        all_set = " AND ".join(f"{r} <> ''" for r in refs)
         # Every value set: the object by concatenation, the same text as json_object
         # (to_json escapes keys and values alike) at half its cost.
         members = ", ',', ".join(
-            f"to_json({_lit(x)}::VARCHAR), ':', to_json({_ident(x)})" for x in src.extras
+            f"to_json({_lit(x)}::VARCHAR), ':', " + (r if r in nested else f"to_json({r})")
+            for x, r in zip(src.extras, refs, strict=True)
         )
         fast = f"concat('{{', {members}, '}}')"
     entries = ", ".join(
         f"struct_pack(k := {_lit(x)}, v := {v})" for x, v in zip(src.extras, vals, strict=True)
     )
     slow = (
-        f"to_json(map_from_entries(list_filter([{entries}], lambda e: e.v IS NOT NULL)))"
+        f"to_json(map_from_entries(list_filter([{entries}], lambda _yy_e: _yy_e.v IS NOT NULL)))"
     )
     extra = f"nullif((CASE WHEN {all_set} THEN {fast} ELSE {slow} END)::VARCHAR, '{{}}')"
     if props == "NULL":
@@ -421,21 +617,45 @@ def _properties_sql(src: _Source, props: str) -> str:
     )
 
 
+def _is_nested(type_: str) -> bool:
+    return type_.startswith(("STRUCT", "MAP", "UNION")) or type_.endswith("]")
+
+
+def _parquet_value(ref: str, type_: str) -> str:
+    """A Parquet value as text: bytes as base64, nested values (struct, list, map) as JSON.
+
+    Bytes inside a struct or list keep DuckDB's JSON form of a BLOB (``"\\x00\\xFF"``).
+    """
+    col = _ident(ref)
+    if type_ == "BLOB":
+        return f"base64({col})"
+    if _is_nested(type_):
+        return f"to_json({col})::VARCHAR"
+    return f"CAST({col} AS VARCHAR)"
+
+
 def _base_sql(src: _Source, rejects: str) -> str:
-    """The file as text rows in file order (structural errors go to rejects).
+    """The file as text rows in file order, columns named positionally (structural errors
+    go to rejects).
 
     No row numbers here: a window over the whole file would cost a third of the read.
     The staging table keeps file order (insertion order is preserved), so its ``rowid``
-    + 1 is the row's ordinal k.
+    + 1 is the row's ordinal k. CSV is read with the dialect chosen in ``textfiles``
+    (RFC 4180 quoting unless the user named another), never sniffed per file by DuckDB:
+    one broken quote must not turn quoting off for the whole file.
     """
     if src.format == "csv":
+        columns = "{" + ", ".join(f"{_lit(i)}: 'VARCHAR'" for i in src.internal) + "}"
         return (
-            "(SELECT * FROM read_csv($path, all_varchar = true, "
-            f"header = true, store_rejects = true, rejects_table = '{rejects}', "
+            "(SELECT * FROM read_csv($path, auto_detect = false, header = true, "
+            f"delim = $delim, quote = $quote, escape = $quote, columns = {columns}, "
+            f"store_rejects = true, rejects_table = '{rejects}', "
             f"rejects_scan = '{rejects}_scan', max_line_size = 10000000))"
         )
     if src.format == "parquet":
-        casts = ", ".join(f"CAST({_ident(x)} AS VARCHAR) AS {_ident(x)}" for x in src.columns)
+        casts = ", ".join(
+            f"{_parquet_value(r, t)} AS {i}" for r, t, i in zip(src.refs, src.types, src.internal, strict=True)
+        )
         return f"(SELECT {casts} FROM read_parquet($path))"
     return (
         "(SELECT line, CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
@@ -518,10 +738,50 @@ def _clean_stale(root: Path) -> None:
             pass
 
 
+def time_rules(settings: Any, excel_dates: bool = False) -> TimeRules:
+    """The accepted time window and zone abbreviations, from the project settings."""
+    import re
+    from datetime import timedelta
+
+    from yunying import clock
+
+    imp = settings.imports
+    abbrevs = []
+    for abbr, zone in sorted(imp.zone_abbreviations.items()):
+        if not re.fullmatch(r"[A-Za-z]{2,6}", abbr):
+            raise YunyingError("importing.bad_abbreviation", abbreviation=abbr)
+        abbrevs.append((abbr, check_timezone(zone)))
+    return TimeRules(
+        earliest=datetime.combine(imp.earliest, datetime.min.time()),
+        latest=clock.now() + timedelta(seconds=imp.future_skew_seconds),
+        excel_dates=excel_dates,
+        abbreviations=tuple(abbrevs),
+    )
+
+
+@dataclass
+class _Staged:
+    """A file validated and staged (temp tables ``_yy_stage_<n>``, …), not yet loaded."""
+
+    src: _Source
+    n: int
+    import_id: str
+    staged: int
+    rejected: int
+    started: datetime
+
+
 def run_import(
     wh: Warehouse, req: ImportRequest, progress: Progress | None = None
 ) -> ImportResult:
-    """Import files into a contract table; all files are checked before any row is loaded."""
+    """Import files into a contract table, all or nothing.
+
+    Every file is read, validated and staged before any row is loaded: a file that cannot
+    be read stops the import with nothing loaded and nothing logged. Then each file is
+    loaded in crash-safe chunks; the import log is updated after every chunk, and an entry
+    left ``running`` by a killed process reads as ``interrupted`` (run the same import
+    again: it loads exactly the missing rows).
+    """
     if wh.engine not in ("duckdb", "spark"):
         raise YunyingError("importing.engine", engine=wh.engine)
     c = contract(req.table)
@@ -529,51 +789,96 @@ def run_import(
         raise YunyingError("importing.no_paths")
     tz = check_timezone(req.timezone or wh.settings.timezone)
     settings = wh.settings
+    rules = time_rules(settings, req.excel_dates)
     root = settings.data_dir / "import-tmp"
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale(root)
     tmp_dir = root / str(os.getpid())
     tmp_dir.mkdir(exist_ok=True)
     chunk = _aligned_chunk(settings.imports.chunk_rows)
+    q_path = qstore.quarantine_path(settings)
+    staged: list[_Staged] = []
+    reports: list[FileReport] = []
     try:
         with _work_connection(wh, tmp_dir) as con:
-            sources = [
-                prepare_source(con, c, Path(p), detect_format(Path(p), req.format), req.mapping)
-                for p in req.paths
-            ]
-            reports = [_import_file(wh, con, c, s, tz, chunk, progress) for s in sources]
+            con.execute(f"ATTACH {_lit(str(q_path))} AS yyq")
+            try:
+                qstore.ensure_schema(con, "yyq")
+                qstore.mark_interrupted(con, "yyq")
+                if wh.engine == "duckdb":
+                    _settle_interrupted(con)
+                for n, p in enumerate(req.paths):
+                    path = Path(p)
+                    src = prepare_source(
+                        con, c, path, detect_format(path, req.format), req.mapping, req,
+                        tmp_dir, f"f{n}",
+                    )
+                    staged.append(_stage_file(con, c, src, tz, rules, n, tmp_dir, progress))
+                for st in staged:
+                    con.execute(
+                        "INSERT INTO yyq.imports (import_id, tbl, file, sha256, format, "
+                        "started_at, status, columns, pid, encoding, rows_read, loaded, "
+                        "duplicate, quarantined) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, "
+                        "?, 0, 0, 0)",
+                        [st.import_id, c.table, str(st.src.path), st.src.sha256, st.src.format,
+                         st.started, json.dumps(st.src.columns), os.getpid(),
+                         st.src.encoding, st.staged + st.rejected],
+                    )
+                for i, st in enumerate(staged):
+                    try:
+                        reports.append(_load_file(wh, con, c, st, chunk, progress))
+                    except BaseException as e:
+                        for later in staged[i:]:
+                            con.execute(
+                                "UPDATE yyq.imports SET status = 'failed', finished_at = ? "
+                                "WHERE import_id = ?", [_now(), later.import_id],
+                            )
+                        if isinstance(e, duckdb.Error):
+                            raise YunyingError(
+                                "importing.load_failed", path=str(st.src.path),
+                                loaded=sum(r.loaded for r in reports),
+                            ) from e
+                        raise
+            finally:
+                for st in staged:
+                    _drop_stage(con, st.n)
+                con.execute("DETACH yyq")
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return ImportResult(table=c.table, engine=wh.engine, timezone=tz, files=reports)
 
 
-def _import_file(
-    wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source, tz: str,
-    chunk: int, progress: Progress | None,
-) -> FileReport:
+def _stage_file(
+    con: duckdb.DuckDBPyConnection, c: Contract, src: _Source, tz: str, rules: TimeRules,
+    n: int, tmp_dir: Path, progress: Progress | None,
+) -> _Staged:
+    """Pass 1: read once, validate every row in SQL, stage on disk (``_yy_stage_<n>``).
+
+    A CSV quote that does not close on its line swallows the lines after it; that line
+    alone is then set aside (overwritten, in a copy, by a marker of the same length, so
+    every later byte and line keeps its place) and the file is read again, up to 100 times.
+    """
+    from yunying.warehouse import textfiles
+
     import_id = uuid.uuid4().hex[:12]
     name = str(src.path)
-    q_path = qstore.quarantine_path(wh.settings)
     rejects = f"yy_rej_{import_id}"
+    started = _now()
     if progress:
         progress("read", name, 0, 0)
-    con.execute(f"ATTACH {_lit(str(q_path))} AS yyq")
-    _drop_stage(con)
-    try:
-        qstore.ensure_schema(con, "yyq")
-        con.execute(
-            "INSERT INTO yyq.imports (import_id, tbl, file, sha256, format, started_at, status, "
-            "columns) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-            [import_id, c.table, name, src.sha256, src.format, _now(), json.dumps(src.columns)],
-        )
-        # Pass 1: read once, validate every row in SQL, stage on disk.
-        base = _base_sql(src, rejects)
-        sql = f"CREATE TEMP TABLE _yy_stage AS {_validated_select(src, c, base, tz)}"
-        params: dict[str, Any] = {"path": str(src.path)}
-        if "$tz" in sql:
-            params["tz"] = tz
-        if src.format == "jsonl":
-            params["delim"] = _JSONL_DELIM
+    _drop_stage(con, n)
+    sql = f"CREATE TEMP TABLE _yy_stage_{n} AS {_validated_select(src, c, _base_sql(src, rejects), tz, rules)}"
+    params: dict[str, Any] = {"path": str(src.read_path or src.path)}
+    if "$tz" in sql:
+        params["tz"] = tz
+    if src.format == "jsonl":
+        params["delim"] = _JSONL_DELIM
+    if src.format == "csv":
+        params["delim"] = src.delimiter
+        params["quote"] = src.quote
+    repaired: dict[int, str] = {}
+    tf = textfiles.TextFile(src.path, src.read_path or src.path, src.encoding)
+    for _attempt in range(101):
         try:
             con.execute(sql, params)
         except duckdb.Error as e:
@@ -581,55 +886,147 @@ def _import_file(
                 "importing.unreadable", path=name, format=src.format,
                 reason=str(e).splitlines()[0],
             ) from e
-        staged = int(con.execute("SELECT count(*) FROM _yy_stage").fetchall()[0][0])
-        rejected = _stage_rejects(con, src, rejects)
-        total = staged + rejected
-        loaded = duplicate = 0
-        # Structurally broken lines (no columns to validate) go straight to quarantine.
-        if rejected:
+        if src.format != "csv" or not src.quote or _attempt == 100:
+            break
+        open_quote = _unclosed_quote(con, rejects, tf.read_path)
+        if open_quote is None:
+            break
+        line, offset = open_quote
+        repaired[line] = textfiles.text_of(textfiles.blank_line(tf, offset, tmp_dir, f"f{n}"))
+        params["path"] = str(tf.read_path)
+        src.read_path = tf.read_path
+        for stmt in (f"DROP TABLE IF EXISTS {rejects}", f"DROP TABLE IF EXISTS {rejects}_scan",
+                     f"DROP TABLE IF EXISTS temp._yy_stage_{n}"):
+            con.execute(stmt)
+    staged = int(con.execute(f"SELECT count(*) FROM _yy_stage_{n}").fetchall()[0][0])
+    rejected = _stage_rejects(con, src, rejects, n, repaired)
+    for stmt in (f"DROP TABLE IF EXISTS {rejects}", f"DROP TABLE IF EXISTS {rejects}_scan"):
+        try:
+            con.execute(stmt)
+        except duckdb.Error:
+            pass
+    return _Staged(src, n, import_id, staged, rejected, started)
+
+
+# Key prefix in the warehouse's _yunying_meta: "import:<id>" → "loaded,duplicate" so far.
+_PROGRESS = "import:"
+
+
+def committed_counts(con: duckdb.DuckDBPyConnection, schema: str = "main") -> dict[str, tuple[int, int]]:
+    """(loaded, duplicate) committed by each import that has not finished, from the
+    warehouse (written in the same transactions as its rows)."""
+    rows = con.execute(
+        f"SELECT key, value FROM {schema}._yunying_meta WHERE starts_with(key, ?)", [_PROGRESS]
+    ).fetchall()
+    out: dict[str, tuple[int, int]] = {}
+    for key, value in rows:
+        loaded, _, dup = str(value).partition(",")
+        out[key[len(_PROGRESS):]] = (int(loaded or 0), int(dup or 0))
+    return out
+
+
+def _settle_interrupted(con: duckdb.DuckDBPyConnection) -> None:
+    """Give interrupted runs in the log the exact counts they committed, then drop the
+    markers (one transaction per database: the log first, so a kill in between loses
+    nothing)."""
+    done = []
+    for import_id, (loaded, dup) in committed_counts(con).items():
+        state = con.execute(
+            "SELECT status FROM yyq.imports WHERE import_id = ?", [import_id]
+        ).fetchall()
+        if state and state[0][0] == "running":
+            continue  # another process is still loading it
+        if state:
             con.execute(
-                "INSERT INTO yyq.rows SELECT ?, ?, line, ?, ?, field, reason, detail, raw "
-                "FROM _yy_rej ON CONFLICT DO NOTHING",
-                [c.table, src.sha256, import_id, name],
+                "UPDATE yyq.imports SET loaded = ?, duplicate = ? WHERE import_id = ?",
+                [loaded, dup, import_id],
             )
-        if progress:
-            progress("load", name, 0, staged)
-        max_k = staged
-        skip = _mark_duplicates(wh, con, c)
-        lo = 1
-        while lo <= max_k:
-            hi = lo + chunk - 1
-            n_loaded, n_dup = _move_chunk(
-                wh, con, c, src, import_id, lo, hi, rejected > 0, skip
-            )
-            loaded += n_loaded
-            duplicate += n_dup
-            if progress:
-                progress("load", name, min(hi, max_k), staged)
-            lo = hi + 1
-        quarantined = total - loaded - duplicate
+        done.append(_PROGRESS + import_id)
+    for key in done:
+        con.execute("DELETE FROM _yunying_meta WHERE key = ?", [key])
+
+
+def _unclosed_quote(
+    con: duckdb.DuckDBPyConnection, rejects: str, path: Path
+) -> tuple[int, int] | None:
+    """(line, byte offset) of the first rejected record that a quote error stretched over
+    several physical lines, if any: its first line opened a quote that never closed there.
+
+    The quote then paired with a later one (or ran to the end of the file) and swallowed
+    good lines; setting that first line aside lets them be read again.
+    """
+    if not _temp_exists(con, rejects):
+        return None
+    found = con.execute(
+        f"SELECT line, line_byte_position, csv_line FROM {rejects} "
+        "WHERE error_type::VARCHAR IN ('UNQUOTED VALUE', 'UNTERMINATED QUOTES') "
+        "AND contains(rtrim(csv_line, chr(13) || chr(10)), chr(10)) "
+        "ORDER BY line LIMIT 1"
+    ).fetchall()
+    for line, offset, _text in found:
+        return int(line), int(offset)
+    return None
+
+
+def _temp_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
+    ).fetchall()[0][0])
+
+
+def _load_file(
+    wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, st: _Staged, chunk: int,
+    progress: Progress | None,
+) -> FileReport:
+    """Pass 2: quarantine the structural rejects, then move the staged rows in chunks."""
+    src, n, import_id = st.src, st.n, st.import_id
+    name = str(src.path)
+    total = st.staged + st.rejected
+    loaded = duplicate = 0
+    # Structurally broken lines (no columns to validate) go straight to quarantine.
+    if st.rejected:
         con.execute(
-            "UPDATE yyq.imports SET status = 'done', finished_at = ?, rows_read = ?, loaded = ?, "
-            "duplicate = ?, quarantined = ? WHERE import_id = ?",
-            [_now(), total, loaded, duplicate, quarantined, import_id],
+            "INSERT INTO yyq.rows SELECT ?, ?, line, ?, ?, field, reason, detail, raw, raw_bytes "
+            f"FROM _yy_rej_{n} ON CONFLICT DO NOTHING",
+            [c.table, src.sha256, import_id, name],
         )
-    finally:
-        for stmt in (f"DROP TABLE IF EXISTS {rejects}", f"DROP TABLE IF EXISTS {rejects}_scan"):
-            try:
-                con.execute(stmt)
-            except duckdb.Error:
-                pass
-        _drop_stage(con)
-        con.execute("DETACH yyq")
+    if progress:
+        progress("load", name, 0, st.staged)
+    skip = _mark_duplicates(wh, con, c, n)
+    lo = 1
+    while lo <= st.staged:
+        hi = lo + chunk - 1
+        n_loaded, n_dup = _move_chunk(
+            wh, con, c, src, import_id, lo, hi, st.rejected > 0, skip, n, (loaded, duplicate)
+        )
+        loaded += n_loaded
+        duplicate += n_dup
+        # The log follows every committed chunk: a killed run shows what it stored.
+        con.execute(
+            "UPDATE yyq.imports SET loaded = ?, duplicate = ? WHERE import_id = ?",
+            [loaded, duplicate, import_id],
+        )
+        if progress:
+            progress("load", name, min(hi, st.staged), st.staged)
+        lo = hi + 1
+    quarantined = total - loaded - duplicate
+    con.execute(
+        "UPDATE yyq.imports SET status = 'done', finished_at = ?, rows_read = ?, loaded = ?, "
+        "duplicate = ?, quarantined = ? WHERE import_id = ?",
+        [_now(), total, loaded, duplicate, quarantined, import_id],
+    )
+    if wh.engine == "duckdb":  # the log now holds the truth; the marker is done
+        con.execute("DELETE FROM _yunying_meta WHERE key = ?", [_PROGRESS + import_id])
+    _drop_stage(con, n)
     return FileReport(
         import_id=import_id, file=name, format=src.format, sha256=src.sha256,
         rows_read=total, loaded=loaded, duplicate=duplicate, quarantined=quarantined,
     )
 
 
-def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+def _drop_stage(con: duckdb.DuckDBPyConnection, n: int) -> None:
     for name in ("_yy_stage", "_yy_rej", "_yy_rj", "_yy_skip"):
-        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}_{n}")
 
 
 def _now() -> datetime:
@@ -638,42 +1035,70 @@ def _now() -> datetime:
     return clock.now()
 
 
-def _stage_rejects(con: duckdb.DuckDBPyConnection, src: _Source, rejects: str) -> int:
+def _stage_rejects(
+    con: duckdb.DuckDBPyConnection, src: _Source, rejects: str, n: int,
+    repaired: dict[int, str] | None = None,
+) -> int:
     """Lines the reader could not split into columns, one row each, with a line map.
 
-    ``_yy_rj`` lets a staged row's ordinal k be turned back into its line number: the
+    ``_yy_rj_<n>`` lets a staged row's ordinal k be turned back into its line number: the
     i-th rejected data line e_i shifts every later row by one, so the line of row k is
-    k + header + #{i : e_i - i < k}.
+    k + header + #{i : e_i - i < k}. A line that is not UTF-8 keeps its original bytes
+    (``raw_bytes``), so that ``quarantine export`` writes them back unchanged.
     """
+    from yunying.warehouse import textfiles
+
     header = 1 if src.format == "csv" else 0
     con.execute(
-        "CREATE TEMP TABLE _yy_rej (line BIGINT, field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR)"
+        f"CREATE TEMP TABLE _yy_rej_{n} (line BIGINT, field VARCHAR, reason VARCHAR, "
+        "detail VARCHAR, raw VARCHAR, raw_bytes BLOB, pos BIGINT)"
     )
-    con.execute("CREATE TEMP TABLE _yy_rj (g BIGINT, cnt BIGINT)")
-    if src.format == "parquet":
-        return 0
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [rejects]
-    ).fetchall()[0][0]
-    if not exists:
+    con.execute(f"CREATE TEMP TABLE _yy_rj_{n} (g BIGINT, cnt BIGINT)")
+    if src.format == "parquet" or not _temp_exists(con, rejects):
         return 0
     cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_CODES.items())
     con.execute(
-        f"INSERT INTO _yy_rej SELECT line, coalesce(arg_min(column_name, column_idx), ''), "
+        f"INSERT INTO _yy_rej_{n} SELECT line, coalesce(arg_min(column_name, column_idx), ''), "
         f"CASE arg_min(error_type::VARCHAR, column_idx) {cases} ELSE 'malformed' END, "
-        f"arg_min(error_message, column_idx), any_value(csv_line) "
-        f"FROM {rejects} GROUP BY line"
+        f"arg_min(error_message, column_idx), any_value(csv_line), NULL, "
+        f"min(line_byte_position) FROM {rejects} GROUP BY line"
     )
+    # The reader names columns by their internal name; the user knows them by theirs.
+    names = dict(zip(src.internal, src.columns, strict=False))
+    for (internal,) in con.execute(f"SELECT DISTINCT field FROM _yy_rej_{n}").fetchall():
+        if internal in names:
+            con.execute(
+                f"UPDATE _yy_rej_{n} SET field = ? WHERE field = ?", [names[internal], internal]
+            )
+    for line, text in (repaired or {}).items():
+        con.execute(
+            f"UPDATE _yy_rej_{n} SET reason = 'csv_quote', field = '', detail = NULL, raw = ? "
+            "WHERE line = ?",
+            [text, line],
+        )
+    bad = con.execute(
+        f"SELECT line, pos FROM _yy_rej_{n} WHERE reason = 'invalid_encoding' LIMIT 100000"
+    ).fetchall()
+    path = src.read_path or src.path
+    for line, pos in bad:
+        if pos is None:
+            continue
+        con.execute(
+            f"UPDATE _yy_rej_{n} SET raw_bytes = ? WHERE line = ?",
+            [textfiles.line_at(path, int(pos)), line],
+        )
     con.execute(
-        f"INSERT INTO _yy_rj SELECT g, max(i) FROM (SELECT line - {header} - "
+        f"INSERT INTO _yy_rj_{n} SELECT g, max(i) FROM (SELECT line - {header} - "
         "row_number() OVER (ORDER BY line) AS g, row_number() OVER (ORDER BY line) AS i "
-        "FROM _yy_rej) GROUP BY g"
+        f"FROM _yy_rej_{n}) GROUP BY g"
     )
-    return int(con.execute("SELECT count(*) FROM _yy_rej").fetchall()[0][0])
+    return int(con.execute(f"SELECT count(*) FROM _yy_rej_{n}").fetchall()[0][0])
 
 
-def _mark_duplicates(wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract) -> bool:
-    """Collect in ``_yy_skip`` the staged rows that must not load; True when there are any.
+def _mark_duplicates(
+    wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, n: int
+) -> bool:
+    """Collect in ``_yy_skip_<n>`` the staged rows that must not load; True when there are any.
 
     Done once per file, not per chunk: a later occurrence of a key within the file, and
     a row whose key is already stored. A crash between chunks is still safe, because a
@@ -682,17 +1107,18 @@ def _mark_duplicates(wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract)
     table holds none.
     """
     key = _ident(c.key)
-    con.execute("CREATE TEMP TABLE _yy_skip (r BIGINT)")
+    stage, skip = f"_yy_stage_{n}", f"_yy_skip_{n}"
+    con.execute(f"CREATE TEMP TABLE {skip} (r BIGINT)")
     # Distinct hashes are cheaper than distinct strings, and as many hashes as rows
     # proves there is no repeat; fewer (a repeat or a collision) takes the exact query.
     valid, hashes = con.execute(
-        f"SELECT count(*), count(DISTINCT hash({key})) FROM _yy_stage WHERE _reason IS NULL"
+        f"SELECT count(*), count(DISTINCT hash({key})) FROM {stage} WHERE _reason IS NULL"
     ).fetchall()[0]
     if hashes < valid:
         # Every occurrence of a repeated key after its first (file order = rowid order).
         con.execute(
-            f"INSERT INTO _yy_skip SELECT s.rowid FROM _yy_stage s JOIN (SELECT {key}, "
-            f"min(rowid) AS r0 FROM _yy_stage WHERE _reason IS NULL GROUP BY {key} "
+            f"INSERT INTO {skip} SELECT s.rowid FROM {stage} s JOIN (SELECT {key}, "
+            f"min(rowid) AS r0 FROM {stage} WHERE _reason IS NULL GROUP BY {key} "
             f"HAVING count(*) > 1) d ON s.{key} = d.{key} "
             "WHERE s._reason IS NULL AND s.rowid > d.r0"
         )
@@ -706,16 +1132,17 @@ def _mark_duplicates(wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract)
             stored = ""
     if stored and con.execute(f"SELECT EXISTS (SELECT 1 FROM {stored})", params).fetchall()[0][0]:
         con.execute(
-            f"INSERT INTO _yy_skip SELECT s.rowid FROM _yy_stage s SEMI JOIN {stored} t "
+            f"INSERT INTO {skip} SELECT s.rowid FROM {stage} s SEMI JOIN {stored} t "
             f"ON t.{key} = s.{key} WHERE s._reason IS NULL",
             params,
         )
-    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM _yy_skip)").fetchall()[0][0])
+    return bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {skip})").fetchall()[0][0])
 
 
 def _move_chunk(
     wh: Warehouse, con: duckdb.DuckDBPyConnection, c: Contract, src: _Source,
-    import_id: str, lo: int, hi: int, has_rejects: bool, skip: bool,
+    import_id: str, lo: int, hi: int, has_rejects: bool, skip: bool, n: int = 0,
+    before: tuple[int, int] = (0, 0),
 ) -> tuple[int, int]:
     """Quarantine the chunk's bad rows, then load its valid rows not marked to skip:
     (loaded, duplicate).
@@ -723,30 +1150,34 @@ def _move_chunk(
     Two transactions (DuckDB writes one database per transaction), both idempotent: the
     quarantine by (table, file checksum, line), the load by key (see ``_mark_duplicates``).
     Rows are addressed by staging ``rowid`` (k - 1), which DuckDB prunes without a scan.
+    On DuckDB the run's totals so far (``before`` plus this chunk) are written into the
+    warehouse's ``_yunying_meta`` in the same transaction as the rows, so the log of a
+    killed run can be set to exactly what it committed (``committed_counts``).
     """
+    stage = f"_yy_stage_{n}"
     header = 1 if src.format == "csv" else 0
     k = "(v.rowid + 1)"
     if has_rejects:
         line = f"{k} + {header} + coalesce(rj.cnt, 0)"
-        join = f"ASOF LEFT JOIN _yy_rj rj ON {k} > rj.g"
+        join = f"ASOF LEFT JOIN _yy_rj_{n} rj ON {k} > rj.g"
     else:
         line, join = f"{k} + {header}", ""
     con.execute(
-        f"INSERT INTO yyq.rows SELECT ?, ?, {line}, ?, ?, v._field, v._reason, NULL, v._raw "
-        f"FROM _yy_stage v {join} WHERE v.rowid BETWEEN ? AND ? AND v._reason IS NOT NULL "
+        f"INSERT INTO yyq.rows SELECT ?, ?, {line}, ?, ?, v._field, v._reason, NULL, v._raw, "
+        f"NULL FROM {stage} v {join} WHERE v.rowid BETWEEN ? AND ? AND v._reason IS NOT NULL "
         "ON CONFLICT DO NOTHING",
         [c.table, src.sha256, import_id, str(src.path), lo - 1, hi - 1],
     )
-    cols = ", ".join(f"v.{_ident(n)}" for n in c.names)
+    cols = ", ".join(f"v.{_ident(name)}" for name in c.names)
     cand = (
-        f"SELECT {cols} FROM _yy_stage v "
-        + ("ANTI JOIN _yy_skip x ON x.r = v.rowid " if skip else "")
+        f"SELECT {cols} FROM {stage} v "
+        + (f"ANTI JOIN _yy_skip_{n} x ON x.r = v.rowid " if skip else "")
         + "WHERE v.rowid BETWEEN $lo AND $hi AND v._reason IS NULL"
     )
     bounds = {"lo": lo - 1, "hi": hi - 1}
     valid = int(
         con.execute(
-            "SELECT count(*) FROM _yy_stage WHERE rowid BETWEEN ? AND ? AND _reason IS NULL",
+            f"SELECT count(*) FROM {stage} WHERE rowid BETWEEN ? AND ? AND _reason IS NULL",
             [lo - 1, hi - 1],
         ).fetchall()[0][0]
     )
@@ -759,6 +1190,12 @@ def _move_chunk(
             loaded = int(cur.fetchall()[0][0])
             if loaded:
                 wh.bump_version()
+            con.execute(
+                "INSERT INTO _yunying_meta VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value",
+                [_PROGRESS + import_id,
+                 f"{before[0] + loaded},{before[1] + valid - loaded}"],
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -61,10 +61,16 @@ def _show(key: str, v: object) -> str:
     return str(v)
 
 
+# Local days are clamped here, so that UTC bounds never fall outside what datetime holds.
+_FIRST_DAY, _LAST_DAY = dt.date(1, 1, 2), dt.date(9999, 12, 30)
+
+
 def local_day_bounds(day: dt.date, tz: str, days: int = 1) -> tuple[dt.datetime, dt.datetime]:
     """UTC (naive) bounds of ``days`` local days ending with ``day``."""
     zone = ZoneInfo(tz)
-    start = dt.datetime.combine(day - dt.timedelta(days=days - 1), dt.time(), zone)
+    day = min(max(day, _FIRST_DAY), _LAST_DAY)
+    first = dt.date.fromordinal(max(day.toordinal() - (days - 1), _FIRST_DAY.toordinal()))
+    start = dt.datetime.combine(first, dt.time(), zone)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone)
     utc = dt.UTC
     return (
@@ -74,11 +80,24 @@ def local_day_bounds(day: dt.date, tz: str, days: int = 1) -> tuple[dt.datetime,
 
 
 def last_local_day(wh: Warehouse, tz: str) -> dt.date | None:
+    """The local day of the newest event, never after today (clock.today).
+
+    Events stamped in the future (a client's wrong clock, a year 9999) do not move it: only
+    events before the end of today count. Read as text, so any stored value is safe.
+    """
+    from yunying import clock
+    from yunying.warehouse.status import parse_stored_time
+
+    today = clock.today(tz)
+    end_of_today = local_day_bounds(today, tz)[1]
     e = wh.table("events")
-    v = wh.execute(e.ts.max())
-    if v is None or pd.isna(v):
+    v = parse_stored_time(wh.execute(e.filter(e.ts < end_of_today).ts.max().cast("string")))
+    if v is None:
         return None
-    return pd.Timestamp(v).tz_localize("UTC").tz_convert(tz).date()  # type: ignore[no-any-return]
+    if v.year < 2:  # no local day before the first one datetime holds
+        return _FIRST_DAY
+    local = v.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(tz)).date()
+    return min(local, today)
 
 
 def _scalar(wh: Warehouse, expr: ibis.Expr) -> object:
@@ -87,7 +106,11 @@ def _scalar(wh: Warehouse, expr: ibis.Expr) -> object:
 
 
 def headline(wh: Warehouse, tz: str, as_of: dt.date | None = None) -> Headline:
+    from yunying import clock
+
     as_of = as_of or last_local_day(wh, tz)
+    if as_of is not None:
+        as_of = min(as_of, clock.today(tz))  # "as of" never passes today
     e, u, o = wh.table("events"), wh.table("users"), wh.table("orders")
     a, s = wh.table("accounts"), wh.table("subscriptions")
     dau = mau = new30 = 0

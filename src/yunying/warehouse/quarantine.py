@@ -32,6 +32,10 @@ SCHEMA = (
         tbl VARCHAR, sha256 VARCHAR, line BIGINT, import_id VARCHAR, file VARCHAR,
         field VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR,
         PRIMARY KEY (tbl, sha256, line))""",
+    # Added later; old stores gain them on first use.
+    "ALTER TABLE imports ADD COLUMN IF NOT EXISTS pid BIGINT",
+    "ALTER TABLE imports ADD COLUMN IF NOT EXISTS encoding VARCHAR",
+    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS raw_bytes BLOB",
 )
 
 
@@ -45,8 +49,40 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, schema: str | None = None) -> 
         if schema:
             ddl = ddl.replace("EXISTS imports", f"EXISTS {schema}.imports").replace(
                 "EXISTS rows", f"EXISTS {schema}.rows"
+            ).replace("TABLE imports", f"TABLE {schema}.imports").replace(
+                "TABLE rows", f"TABLE {schema}.rows"
             )
         con.execute(ddl)
+
+
+def _alive(pid: int | None) -> bool:
+    import os
+
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection, schema: str = "main") -> None:
+    """Entries left ``running`` by a process that is gone become ``interrupted``.
+
+    Their counts are those of the chunks the run committed (the log follows every chunk).
+    """
+    found = con.execute(
+        f"SELECT import_id, pid FROM {schema}.imports WHERE status = 'running'"
+    ).fetchall()
+    for import_id, pid in found:
+        if not _alive(pid):
+            con.execute(
+                f"UPDATE {schema}.imports SET status = 'interrupted' WHERE import_id = ?",
+                [import_id],
+            )
 
 
 @contextmanager
@@ -58,6 +94,12 @@ def _open(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDB
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
+        if read_only and _has_tables(con) and not _current(con):
+            con.close()  # a store from an older version: add its new columns once
+            con = duckdb.connect(str(path))
+            ensure_schema(con)
+            con.close()
+            con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as e:
         raise YunyingError("importing.quarantine_busy", path=str(path), reason=str(e)) from e
     try:
@@ -81,6 +123,15 @@ def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
         "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('imports', 'rows')"
     ).fetchall()[0][0]
     return int(n) == 2
+
+
+def _current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store has every column of ``SCHEMA`` (older stores lack the last ones)."""
+    n = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE (table_name = 'imports' AND "
+        "column_name IN ('pid', 'encoding')) OR (table_name = 'rows' AND column_name = 'raw_bytes')"
+    ).fetchall()[0][0]
+    return int(n) == 3
 
 
 class ImportLogEntry(BaseModel):
@@ -161,7 +212,7 @@ class QuarantineDetail(BaseModel):
 
 _LOG_COLS = (
     "import_id, tbl, file, sha256, format, started_at, finished_at, status, "
-    "rows_read, loaded, duplicate, quarantined"
+    "rows_read, loaded, duplicate, quarantined, pid"
 )
 
 
@@ -174,7 +225,8 @@ def _entry(r: tuple[Any, ...]) -> ImportLogEntry:
         format=r[4],
         started_at=r[5],
         finished_at=r[6],
-        status=r[7],
+        # A run whose process is gone was killed: its counts are what it committed.
+        status="interrupted" if r[7] == "running" and not _alive(r[12]) else r[7],
         rows_read=r[8] or 0,
         loaded=r[9] or 0,
         duplicate=r[10] or 0,
@@ -194,7 +246,33 @@ def list_imports(settings: Settings, table: str | None = None, limit: int = 50) 
             params.append(table)
         sql += " ORDER BY started_at DESC, import_id LIMIT ?"
         params.append(limit)
-        return ImportLog(imports=[_entry(r) for r in con.execute(sql, params).fetchall()])
+        entries = [_entry(r) for r in con.execute(sql, params).fetchall()]
+    return ImportLog(imports=_with_committed(settings, entries))
+
+
+def _with_committed(settings: Settings, entries: list[ImportLogEntry]) -> list[ImportLogEntry]:
+    """Interrupted runs with the counts the warehouse committed for them (DuckDB writes
+    those in the same transactions as the rows; the log can lag by one chunk)."""
+    if not any(e.status == "interrupted" for e in entries):
+        return entries
+    if settings.warehouse.engine != "duckdb" or not settings.warehouse_path.exists():
+        return entries
+    from yunying.warehouse.importer import committed_counts
+
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    except duckdb.Error:
+        return entries  # busy: the log's own counts
+    try:
+        counts = committed_counts(con)
+    except duckdb.Error:
+        counts = {}
+    finally:
+        con.close()
+    for e in entries:
+        if e.status == "interrupted" and e.import_id in counts:
+            e.loaded, e.duplicate = counts[e.import_id]
+    return entries
 
 
 def get_import(settings: Settings, import_id: str) -> ImportLogEntry:
@@ -262,10 +340,14 @@ def _value_of(raw: str | None, field: str | None) -> str | None:
 def export_import(settings: Settings, import_id: str, output: Path) -> int:
     """Write the quarantined rows of an import back as a file to correct and re-import.
 
-    CSV sources come back as CSV with the original header; JSON lines as JSON lines;
+    CSV sources come back as CSV with the original header, in the source's encoding
+    (a GB18030 file stays GB18030, so Excel opens it as before); JSON lines as JSON lines;
     Parquet sources as CSV (a spreadsheet can edit it). A line the reader could not split
-    into columns is written back as it was, for the person to repair by hand.
+    into columns is written back as it was, byte for byte when it was not valid text.
     """
+    import codecs
+    import io
+
     e = get_import(settings, import_id)
     out_format = "jsonl" if output.suffix.lower() in (".jsonl", ".ndjson") else "csv"
     if out_format == "jsonl" and e.format != "jsonl":
@@ -275,29 +357,46 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
     with _open(settings, read_only=True) as con:
         assert con is not None
         header_row = con.execute(
-            "SELECT columns FROM imports WHERE import_id = ?", [import_id]
+            "SELECT columns, encoding FROM imports WHERE import_id = ?", [import_id]
         ).fetchall()
         header: list[str] = json.loads(header_row[0][0]) if header_row[0][0] else []
+        encoding = header_row[0][1] or "utf-8"
+        encoder = codecs.getincrementalencoder(encoding)(errors="replace")
         cur = con.execute(
-            "SELECT raw FROM rows WHERE tbl = ? AND sha256 = ? ORDER BY line",
+            "SELECT raw, raw_bytes FROM rows WHERE tbl = ? AND sha256 = ? ORDER BY line",
             [e.table, e.sha256],
         )
         tmp = output.with_name(output.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
+        with tmp.open("wb") as fh:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+
+            def put(text: str) -> None:
+                fh.write(encoder.encode(text))
+
             if out_format == "csv":
                 writer.writerow(header)
             while batch := cur.fetchmany(10_000):
-                for (raw,) in batch:
+                for raw, raw_bytes in batch:
                     n += 1
+                    if raw_bytes is not None:  # not valid text: the bytes as they were
+                        put(buf.getvalue())
+                        buf.seek(0)
+                        buf.truncate()
+                        fh.write(bytes(raw_bytes) + b"\n")
+                        continue
                     if out_format == "jsonl":
-                        fh.write((raw or "") + "\n")
+                        buf.write((raw or "") + "\n")
                         continue
                     obj = _as_object(raw)
                     if obj is None:
-                        fh.write((raw or "") + "\n")
+                        buf.write((raw or "") + "\n")
                     else:
                         writer.writerow(["" if obj.get(h) is None else obj.get(h) for h in header])
+                put(buf.getvalue())
+                buf.seek(0)
+                buf.truncate()
+            put(buf.getvalue())
         tmp.replace(output)
     return n
 

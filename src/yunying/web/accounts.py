@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, str] = {
     "insights.write": "create, change, share and delete saved insights and dashboards",
     "data.view": "see data status and the quarantine",
     "data.flush": "move captured events into the warehouse now",
+    "data.delete": "delete warehouse rows by key, filter or time window (audited)",
     "capture": "send events to the capture endpoint",
     "alerts.view": "see alerts",
     "users.manage": "add, change and disable users",

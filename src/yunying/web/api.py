@@ -305,6 +305,10 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         st = request.app.state.gate.run(None, warehouse_status)
         return DataStatus(warehouse=st.model_dump(mode="json"), capture=request.app.state.journal.counts())
 
+    from yunying.web.data_routes import add_data_routes
+
+    add_data_routes(r)  # POST /data/delete (admin), in its own module
+
     @r.get("/overview", tags=["analytics"])
     def get_overview(request: Request, p: Principal = Depends(require("read"))) -> dict[str, Any]:
         """Headline figures of the warehouse (the same JSON as `yunying overview -f json`)."""

@@ -45,7 +45,10 @@ def _localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if isinstance(value, dt.datetime):
         tz = TEMPLATES.env.globals.get("project_tz", "UTC")
         aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-        return aware.astimezone(ZoneInfo(str(tz))).strftime(fmt)
+        try:
+            return aware.astimezone(ZoneInfo(str(tz))).strftime(fmt)
+        except (OverflowError, ValueError):  # a stored year 9999 shifted past year 9999
+            return aware.strftime(fmt) + " UTC"
     return str(value)
 
 
