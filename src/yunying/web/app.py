@@ -143,6 +143,12 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     _openapi_route(app)
     _handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.language)
+    if settings.web.trusted_proxies:
+        # Outermost, so every handler (sign-in throttling, Secure cookies) sees the client
+        # the trusted proxy names; a request from any other address keeps its own.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.web.trusted_proxies))
     return app
 
 
