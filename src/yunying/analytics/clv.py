@@ -16,7 +16,6 @@ gradients, with BLAS on one thread (see ``_serial_blas``).
 
 from __future__ import annotations
 
-import csv
 import ctypes
 import functools
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
+from yunying import csvsafe
 from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
 from yunying.errors import YunyingError
 from yunying.i18n import t
@@ -818,7 +818,7 @@ def export_clv_users(fit: ClvFit, path: str | Path, min_clv: float | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(EXPORT_COLUMNS)
             for r in df.itertuples(index=False):
                 w.writerow(

@@ -17,7 +17,6 @@ paths compare with the mean exactly, in integer cents.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from yunying import csvsafe
 from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
 from yunying.errors import YunyingError
 from yunying.i18n import t
@@ -578,7 +578,7 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(USER_COLUMNS)
             for row in df.itertuples(index=False):
                 w.writerow(

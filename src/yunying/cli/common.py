@@ -6,7 +6,6 @@ anything else prints a one-line notice (never a traceback unless YUNYING_DEBUG=1
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from yunying import csvsafe
 from yunying.config import Settings, load_settings, project_dir_default
 from yunying.errors import YunyingError
 from yunying.i18n import set_language, t
@@ -80,7 +80,7 @@ def render_rows(
     """Table, csv or json; json objects use the stable ``keys`` (not translated headers)."""
     if fmt == OutputFormat.csv:
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csvsafe.writer(buf)
         w.writerow(headers)
         for r in rows:
             w.writerow(["" if v is None else v for v in r])

@@ -8,7 +8,6 @@ in the shape of the source so a person can correct them and import the file agai
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
+from yunying import csvsafe
 from yunying.config import Settings
 from yunying.errors import YunyingError
 
@@ -284,7 +284,7 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
         )
         tmp = output.with_name(output.name + ".tmp")
         with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = csvsafe.writer(fh)
             if out_format == "csv":
                 writer.writerow(header)
             while batch := cur.fetchmany(10_000):
@@ -295,7 +295,7 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
                         continue
                     obj = _as_object(raw)
                     if obj is None:
-                        fh.write((raw or "") + "\n")
+                        fh.write(csvsafe.raw_line(raw or "") + "\n")
                     else:
                         writer.writerow(["" if obj.get(h) is None else obj.get(h) for h in header])
         tmp.replace(output)

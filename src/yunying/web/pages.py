@@ -5,7 +5,6 @@ Every page declares its permission with the same ``require`` dependency as the A
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -20,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
-from yunying import clock
+from yunying import clock, csvsafe
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
 from yunying.web import accounts, charts
@@ -344,7 +343,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         result = request.app.state.gate.run((name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         headers, rows = export_rows(name, result)
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csvsafe.writer(buf)
         w.writerow(headers)
         w.writerows(rows)
         return Response(
