@@ -10,7 +10,6 @@ response is sent; ``flush`` later moves them into the warehouse with an anti-joi
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import sqlite3
@@ -480,14 +479,20 @@ class Journal:
                 raise
 
 
-def _id_hashes(ids: list[str]) -> Any:
-    """DuckDB's ``md5_number_lower`` of each id, computed here (same bytes, same order)."""
-    import numpy as np
+_HASHER: Any = None
+_HASHER_LOCK = threading.Lock()
 
-    md5 = hashlib.md5
-    return np.fromiter(
-        (int.from_bytes(md5(i.encode("utf-8")).digest()[8:], "little") for i in ids), np.uint64, len(ids)
-    )
+
+def _id_hashes(ids: list[str]) -> Any:
+    """DuckDB's ``hash`` of each id, from a private in-memory DuckDB (the same function the
+    warehouse computes; ~0.3 ms per batch of 100)."""
+    global _HASHER
+    import duckdb
+
+    with _HASHER_LOCK:
+        if _HASHER is None:
+            _HASHER = duckdb.connect()
+        return _HASHER.execute("SELECT hash(x) AS h FROM unnest(?::VARCHAR[]) t(x)", [ids]).fetchnumpy()["h"]
 
 
 class StoredIds:
@@ -495,13 +500,13 @@ class StoredIds:
 
     Events also reach the warehouse by ``yunying import`` and ``yunying demo``; an id sent
     to capture that one of them stored would be skipped by the flush's anti-join after
-    being answered ``accepted``. The server keeps 64-bit hashes of the warehouse's ids
-    (8 bytes per event, DuckDB only, up to ``MAX_IDS``), read again whenever the warehouse
-    changed by another hand. Such an event is still journaled, so the flush's anti-join
+    being answered ``accepted``. The server keeps DuckDB's 64-bit hashes of the
+    warehouse's ids (8 bytes per event, DuckDB only, up to ``MAX_IDS``; reading 5 million
+    takes about 0.1 s here), read again whenever the warehouse changed by another hand. Such an event is still journaled, so the flush's anti-join
     stays the exact judge and a hash collision (odds ~n/2^64) can only mislabel it.
     """
 
-    MAX_IDS = 50_000_000
+    MAX_IDS = 20_000_000
     RETRY_SECONDS = 5.0
 
     def __init__(self) -> None:
@@ -523,16 +528,22 @@ class StoredIds:
         if n > self.MAX_IDS:
             hashes = np.empty(0, np.uint64)
         else:
-            col = wh.duck.execute("SELECT md5_number_lower(event_id) AS h FROM events").fetchnumpy()["h"]
-            hashes = np.sort(np.asarray(col, dtype=np.uint64))
+            col = wh.duck.execute("SELECT hash(event_id) AS h FROM events ORDER BY h").fetchnumpy()["h"]
+            hashes = np.asarray(col, dtype=np.uint64)
         self._hashes, self.version = hashes, version
 
     def refresh(self, gate: Any) -> None:
         """Re-read when the warehouse's version moved; never waits long for a busy warehouse."""
         import time
 
+        settings = gate.settings
+        if settings.warehouse.engine != "duckdb":
+            return  # the other engines are not read here (the flush still skips stored ids)
         version = gate.version()
-        if version is not None and version == self.version:
+        if version == self.version:
+            return
+        if not settings.warehouse_path.exists():  # nothing stored yet: do not create it here
+            self._hashes, self.version = self._hashes[:0], version
             return
         if time.monotonic() - self._failed_at < self.RETRY_SECONDS:
             return
@@ -565,7 +576,7 @@ class StoredIds:
         hashes = self._hashes
         if not ids or not len(hashes):
             return [False] * len(ids)
-        q = _id_hashes(ids)
+        q = np.asarray(_id_hashes(ids), dtype=np.uint64)
         pos = np.minimum(np.searchsorted(hashes, q), len(hashes) - 1)
         return (hashes[pos] == q).tolist()  # type: ignore[no-any-return]
 
