@@ -141,20 +141,22 @@ def test_nan_blank_surrogate_deep_and_huge_are_refused_per_event(app: FastAPI, c
         '{"event_id":"\\ud800","event":"view","user_id":"u","ts":' + ts + "}",
         e("12", name='"a\\u0000b"'),
         e("13", ',"properties":' + "{\"a\":" * 40 + "1" + "}" * 40),
+        e("14", ',"properties":{"x":[-1' + "0" * 309 + "]}"),
+        e("15", ',"properties":{"x":1' + "0" * 307 + ',"id":"' + "9" * 400 + '"}'),
     ]
     body = ('{"events":[' + ",".join(events) + "]}").encode()
     with clock.frozen(NOW):
         r = post_raw(c, capture_key, body)
     got = statuses(r)
     assert "Traceback" not in r.text
-    assert [s for s, _ in got] == ["accepted", *["rejected"] * 10, "accepted", "rejected", "rejected", "rejected"]
+    assert [s for s, _ in got] == ["accepted", *["rejected"] * 10, "accepted", "rejected", "rejected", "rejected", "rejected", "accepted"]
     reasons = [str(x) for _, x in got]
     for i in (1, 2, 3, 4):
         assert "NaN or Infinity" in reasons[i], reasons[i]
     assert "'event'" in reasons[5] and "blank" in reasons[5]
     assert "surrogate" in reasons[6] and "'properties'" in reasons[7] and "'properties'" in reasons[8]
     assert "32 levels" in reasons[9] and "32 levels" in reasons[14]
-    assert "digits" in reasons[10]
+    assert "digits" in reasons[10] and "308 digits" in reasons[15]
     assert "'event_id'" in reasons[12] and "'event'" in reasons[13]
     # What was stored is standard JSON (no NaN), the big integer as it was sent.
     row = journal_row(app, "v-n11")

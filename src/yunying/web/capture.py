@@ -139,6 +139,24 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+_LONG_DIGITS = re.compile(r"\d{309}")
+_MAX_DOUBLE = 1.7976931348623157e308
+
+
+def _has_huge_int(value: Any) -> bool:
+    """An integer beyond the double range (analyses read numbers as doubles: it would be inf)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > _MAX_DOUBLE:
+            return True
+    return False
+
+
 class _HugeInt:
     """An integer literal too long to convert (Python refuses > 4300 digits)."""
 
@@ -296,10 +314,13 @@ def validate_event(raw: Any, t: Any, window: TimeWindow | None = None) -> tuple[
             return None, t("capture.too_deep", max=MAX_DEPTH)
         if not _clean_text(text):
             return None, t("capture.bad_text", field="properties")
-        # Brackets bound the depth from above (those inside strings count too), so the
-        # exact walk runs only for the rare event that has many of them.
+        # Brackets bound the depth from above (those inside strings count too), and a run
+        # of 309 digits must be there for a number beyond a double: the exact walks run
+        # only for the rare event that has them.
         if text.count("{") + text.count("[") > MAX_DEPTH and _depth(props) > MAX_DEPTH:
             return None, t("capture.too_deep", max=MAX_DEPTH)
+        if _LONG_DIGITS.search(text) and _has_huge_int(props):
+            return None, t("capture.huge_number")
     return (
         raw["event_id"],
         raw["event"],
