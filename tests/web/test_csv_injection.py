@@ -142,6 +142,11 @@ def test_web_exports(shop: Settings) -> None:
         r = c.get("/analysis/rfm/members.csv?query=" + quote(json.dumps({"as_of": "2026-04-30"})))
         assert r.status_code == 200, r.text
         assert_safe(r.text, *EVIL)
+        # A class named in Chinese (as the docs allow) used to fail the answer's header.
+        r = c.get("/analysis/rfm/members.csv?group=" + quote("重要价值客户") + "&query=" + quote(json.dumps({"as_of": "2026-04-30"})))
+        assert r.status_code == 200, r.text
+        assert "filename*=UTF-8''rfm-%E9%87%8D" in r.headers["content-disposition"]
+        assert_safe(r.text)
     finally:
         a.state.journal.close()
 

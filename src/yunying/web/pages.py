@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import mimetypes
+import re
 import secrets
 from importlib import resources
 from typing import Any
@@ -29,6 +30,15 @@ from yunying.web.security import LANG_COOKIE, SESSION_COOKIE, require
 
 TEMPLATES = Jinja2Templates(directory=str(resources.files("yunying.web") / "templates"))
 STATIC = resources.files("yunying.web") / "static"
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download: an ASCII name, and the real one (RFC 6266 and
+    5987) for names in Chinese; headers are Latin-1, so the raw name would fail the answer."""
+    from urllib.parse import quote
+
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "export.csv"
+    return f'attachment; filename="{plain}"; filename*=UTF-8\'\'{quote(filename, safe="")}'
+
 LOGIN_CSRF_COOKIE = "yy_login_csrf"
 
 
@@ -348,7 +358,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         w.writerows(rows)
         return Response(
             buf.getvalue().encode("utf-8-sig"), media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": attachment(f"{name}.csv")},
         )
 
     @r.get("/analysis/rfm/members.csv")
@@ -367,8 +377,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             out = Path(tmp) / "members.csv"
             request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))  # type: ignore[arg-type]
             data = out.read_bytes()
-        name = f"rfm-{group or 'all'}.csv".replace('"', "")
-        return Response(data, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(data, media_type="text/csv", headers={"Content-Disposition": attachment(f"rfm-{group or 'all'}.csv")})
 
     # -- insights (saved) -------------------------------------------------------------
     @r.get("/insights")
