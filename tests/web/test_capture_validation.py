@@ -98,7 +98,11 @@ def test_sent_at_corrects_the_client_clock(app: FastAPI, capture_key: str) -> No
     with clock.frozen(NOW):
         got = statuses(c.post("/api/v1/capture", json={"sent_at": "0001-01-01T00:00:00Z", "events": [ev("s4")]},
                               headers={"Authorization": f"Bearer {capture_key}"}))
-    assert got[0][0] == "rejected"
+    assert got[0][0] == "rejected" and "future" in str(got[0][1])
+    with clock.frozen(NOW):
+        got = statuses(c.post("/api/v1/capture", json={"sent_at": "9999-12-31T23:59:59Z", "events": [ev("s5")]},
+                              headers={"Authorization": f"Bearer {capture_key}"}))
+    assert got[0][0] == "rejected" and "earliest" in str(got[0][1])
 
 
 def test_window_is_configurable(tmp_path: Path) -> None:

@@ -1,5 +1,9 @@
 """Event capture: validate against the events contract, journal durably, flush to the warehouse.
 
+Each event is checked on its own (contract fields, the time window, text that UTF-8 can
+hold, standard JSON, nesting depth), so a bad event is refused with a reason and never
+fails its batch, and a bad batch never fails another's.
+
 DuckDB allows one writing process, and the CLI must keep working while the server runs,
 so the server never holds the warehouse open. Accepted events go to a SQLite journal
 (WAL, synchronous=FULL, ``event_id`` primary key, one transaction per batch) before the
@@ -294,6 +298,8 @@ def validate_event(raw: Any, t: Any, window: TimeWindow | None = None) -> tuple[
     except ValueError:
         return None, t("capture.bad_ts", value=str(raw["ts"])[:64])
     except OverflowError:  # the correction by sent_at leaves the calendar
+        if window.shift < dt.timedelta():
+            return None, t("capture.ts_too_early", value=str(raw["ts"])[:64], floor=window.floor.date().isoformat())
         return None, t("capture.ts_in_future", value=str(raw["ts"])[:64], max=window.ceiling.isoformat(sep=" ", timespec="seconds"))
     if ts < window.floor:
         return None, t("capture.ts_too_early", value=ts.isoformat(sep=" "), floor=window.floor.date().isoformat())
