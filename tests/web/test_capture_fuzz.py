@@ -6,7 +6,7 @@ that leave the calendar), blank names and repeated or already-stored ids. Meanwh
 clients stream valid batches. The server must answer every request below 500, refuse
 each bad event with a reason, store only standard JSON, and never fail a good batch
 (issue 13, items 7 and 9: one bad batch used to fail 73 of 240 concurrent good ones).
-Bounded: about 300 hostile requests and a few hundred good ones.
+Bounded: about 500 hostile requests and a few hundred good ones.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_hostile_batches_never_fail_good_clients(live: Live) -> None:
     hostile = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {live.key}", "content-type": "application/json"})
     sent = 0
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
     @given(BATCH)
     def run(batch: dict[str, Any]) -> None:
         nonlocal sent
@@ -250,7 +250,7 @@ def test_hostile_batches_never_fail_good_clients(live: Live) -> None:
         print(STATS.most_common(), live.good_batches, elapsed)
     assert not live.server_errors, live.server_errors[:3]
     assert not live.good_failures, live.good_failures[:3]
-    assert sent >= 150 and live.good_batches >= 10, (sent, live.good_batches, elapsed)
+    assert sent >= 250 and live.good_batches >= 10, (sent, live.good_batches, elapsed)
 
     # Everything stored is standard JSON and inside the window; the flush moves it all.
     con = sqlite3.connect(str(live.project / ".yunying" / "capture.db"))
