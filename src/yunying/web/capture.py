@@ -143,6 +143,8 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+# Standard JSON only (NaN and ±Infinity raise ValueError); one encoder, made once.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _LONG_DIGITS = re.compile(r"\d{309}")
 _MAX_DOUBLE = 1.7976931348623157e308
 
@@ -311,7 +313,7 @@ def validate_event(raw: Any, t: Any, window: TimeWindow | None = None) -> tuple[
         if not isinstance(props, dict):
             return None, t("capture.bad_properties")
         try:
-            text = json.dumps(props, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            text = _ENCODE(props)
         except ValueError:  # NaN or ±Infinity (also 1e999, which reads as infinity)
             return None, t("capture.non_finite")
         except TypeError:  # an integer of thousands of digits
