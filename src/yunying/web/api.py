@@ -28,7 +28,7 @@ from yunying.web.capture import (
     TimeWindow,
     capture_batch,
     dump_result,
-    flush_server,
+    flush,
     parse_body,
     parse_ts,
 )
@@ -308,12 +308,13 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return Response(dump_result(result), media_type="application/json")
 
     def _capture(state: Any, events: list[Any], window: TimeWindow) -> dict[str, Any]:
-        state.stored_ids.refresh(state.gate)
+        state.stored_ids.refresh()
         return capture_batch(state.journal, events, t, window, state.stored_ids)
 
     @r.post("/capture/flush", response_model=FlushResult, tags=["capture"])
     def capture_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> FlushResult:
-        res = flush_server(request.app.state)
+        with request.app.state.gate._lock:
+            res = flush(request.app.state.settings, request.app.state.journal)
         audit(request.app.state.appdb_url, p.name, "capture.flush", "", f"moved={res.moved}")
         return res
 

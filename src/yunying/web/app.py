@@ -24,7 +24,7 @@ from yunying.errors import YunyingError
 from yunying.i18n import normalize, set_language, t
 from yunying.web.analyses import WarehouseGate, discover
 from yunying.web.api import build_router, error_json
-from yunying.web.capture import Journal, StoredIds, flush_server, journal_path
+from yunying.web.capture import Journal, StoredIds, flush, journal_path
 from yunying.web.security import LANG_COOKIE, Denied, RateLimiter
 
 log = logging.getLogger("yunying.web")
@@ -90,7 +90,8 @@ def _flusher(app: FastAPI, stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         try:
             if app.state.journal.pending_count():
-                flush_server(app.state)
+                with app.state.gate._lock:
+                    flush(app.state.settings, app.state.journal)
         except YunyingError as e:  # the CLI holds the warehouse: try again next round
             log.info("capture flush postponed: %s", e.message("en"))
         except Exception:  # keep the loop alive; the journal still holds every event
@@ -128,7 +129,7 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.state.appdb_url = open_appdb(settings)
     app.state.journal = Journal(journal_path(settings))
     app.state.gate = WarehouseGate(settings)
-    app.state.stored_ids = StoredIds()
+    app.state.stored_ids = app.state.journal.stored_ids = StoredIds(app.state.gate)
     app.state.analyses = discover()
     app.state.login_limiter = RateLimiter()
 

@@ -366,6 +366,8 @@ class Journal:
         self._queue_lock = threading.Lock()
         self._queue: list[_WriteRequest] = []
         self._writing = False
+        # The server's StoredIds: told when a flush moved this journal's events.
+        self.stored_ids: StoredIds | None = None
         self._con = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=FULL")
@@ -538,37 +540,36 @@ class StoredIds:
     MAX_IDS = 20_000_000
     RETRY_SECONDS = 5.0
 
-    def __init__(self) -> None:
+    def __init__(self, gate: Any) -> None:
         import numpy as np
 
+        self.gate = gate  # the server's WarehouseGate: its data version and its way in
         self._hashes = np.empty(0, np.uint64)
         self.version: str | None = None
         self._failed_at = -1e9
         self._refreshing = threading.Lock()
 
-    def load(self, wh: Warehouse, version: str | None) -> None:
+    def load(self, wh: Warehouse) -> None:
         """Read the warehouse's ids (the caller holds it open)."""
         import numpy as np
 
-        if wh.settings.warehouse.engine != "duckdb":
-            self.version = version
-            return
         n = int(wh.duck.execute("SELECT count(*) FROM events").fetchone()[0])
         if n > self.MAX_IDS:
             hashes = np.empty(0, np.uint64)
         else:
             col = wh.duck.execute("SELECT hash(event_id) AS h FROM events ORDER BY h").fetchnumpy()["h"]
             hashes = np.asarray(col, dtype=np.uint64)
-        self._hashes, self.version = hashes, version
+        self._hashes = hashes
 
-    def refresh(self, gate: Any) -> None:
-        """Re-read when the warehouse's version moved; never waits long for a busy warehouse."""
+    def refresh(self) -> None:
+        """Re-read when the warehouse's version moved; one request reads, the others go on
+        with the hashes they have."""
         import time
 
-        settings = gate.settings
+        settings = self.gate.settings
         if settings.warehouse.engine != "duckdb":
             return  # the other engines are not read here (the flush still skips stored ids)
-        version = gate.version()
+        version = self.gate.version()
         if version == self.version:
             return
         if not settings.warehouse_path.exists():  # nothing stored yet: do not create it here
@@ -577,22 +578,17 @@ class StoredIds:
         if time.monotonic() - self._failed_at < self.RETRY_SECONDS:
             return
         if not self._refreshing.acquire(blocking=False):
-            return  # another request is reading them: use what we have
+            return
         try:
-            if not gate._lock.acquire(timeout=0.5):
-                return
-            try:
-                wh = Warehouse(gate.settings)
-                try:
-                    self.load(wh, version)
-                finally:
-                    wh.close()
-            except Exception:  # busy (the CLI writes) or unreadable: try again later
-                self._failed_at = time.monotonic()
-            finally:
-                gate._lock.release()
+            self.gate.run(None, self.load)  # the gate's way in: one reader at a time, or shared
+            self.version = version
+        except Exception:  # busy (a command writes) or unreadable: try again later
+            self._failed_at = time.monotonic()
         finally:
             self._refreshing.release()
+
+    def version_now(self) -> str | None:
+        return self.gate.version()  # type: ignore[no-any-return]
 
     def advance(self, before: str | None, after: str | None) -> None:
         """Our own flush changed the warehouse: its ids are in the journal, no re-read."""
@@ -658,16 +654,6 @@ def dump_result(result: dict[str, Any]) -> bytes:
     return json.dumps(result, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
-def flush_server(state: Any) -> FlushResult:
-    """The server's flush (timer, button, API): one warehouse user at a time, ids tracked."""
-    gate = state.gate
-    with gate._lock:
-        before = gate.version()
-        res = flush(state.settings, state.journal)
-        state.stored_ids.advance(before, gate.version())
-    return res
-
-
 def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushResult:
     """Move journaled events into the warehouse; idempotent (anti-join on ``event_id``)."""
     moved = present = 0
@@ -688,9 +674,12 @@ def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushRe
             },
             schema=arrow_schema(EVENTS),
         )
+        stored = journal.stored_ids
         try:
             wh = Warehouse(settings)
             try:
+                # Read with the file open: no other process writes it meanwhile.
+                before = stored.version_now() if stored is not None else None
                 events = wh.table("events")
                 fresh_expr = ibis.memtable(data).anti_join(events, "event_id")
                 fresh = wh.to_pyarrow(fresh_expr)
@@ -698,6 +687,8 @@ def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushRe
                     wh.append_arrow("events", fresh)
             finally:
                 wh.close()
+            if stored is not None:
+                stored.advance(before, stored.version_now())
         except YunyingError:
             raise
         except Exception as e:  # the warehouse is busy (the CLI holds it) or unreachable
