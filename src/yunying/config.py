@@ -51,12 +51,12 @@ class MetricsSettings(BaseModel):
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: str = ""
-    session_max_age: int = 14 * 24 * 3600
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
     # are believed; empty = none, the socket's peer is the client (sign-in throttling keys
     # on it). "*" trusts everyone: only behind a proxy that is the sole way in.
     trusted_proxies: list[str] = Field(default_factory=list)
+    secret_key: str = ""
+    session_max_age: int = 14 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -189,9 +189,9 @@ folder = "metrics"
 [web]
 host = "127.0.0.1"
 port = 8000
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks); empty = none.
+trusted_proxies = []
 # Secret for session cookies; empty = generated and stored in .yunying/secret_key.
 secret_key = ""
 session_max_age = 1209600
-# Reverse proxies whose X-Forwarded-For is believed (addresses or networks); empty = none.
-trusted_proxies = []
 """

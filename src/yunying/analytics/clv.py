@@ -35,7 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from yunying import csvsafe
 from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
 from yunying.errors import YunyingError
 from yunying.i18n import t
@@ -811,6 +810,8 @@ EXPORT_COLUMNS = (
 
 def export_clv_users(fit: ClvFit, path: str | Path, min_clv: float | None = None) -> int:
     """Per-customer predictions as CSV (``user_id`` first, so it loads as a target list)."""
+    from yunying import csvsafe
+
     df = fit.customers
     if min_clv is not None:
         df = df[df["clv"] >= min_clv]

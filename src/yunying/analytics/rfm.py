@@ -29,7 +29,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from yunying import csvsafe
 from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
 from yunying.errors import YunyingError
 from yunying.i18n import t
@@ -569,6 +568,8 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
 
     ``group`` is a class or segment (key, Chinese or English name) to keep only its users.
     """
+    from yunying import csvsafe
+
     s, _as_of, _start = scored(wh, q)
     if group:
         col, key = resolve_group(group)

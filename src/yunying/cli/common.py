@@ -20,7 +20,6 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from yunying import csvsafe
 from yunying.config import Settings, load_settings, project_dir_default
 from yunying.errors import YunyingError
 from yunying.i18n import set_language, t
@@ -79,6 +78,8 @@ def render_rows(
 ) -> None:
     """Table, csv or json; json objects use the stable ``keys`` (not translated headers)."""
     if fmt == OutputFormat.csv:
+        from yunying import csvsafe
+
         buf = io.StringIO()
         w = csvsafe.writer(buf)
         w.writerow(headers)

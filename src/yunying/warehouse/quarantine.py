@@ -18,7 +18,6 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
-from yunying import csvsafe
 from yunying.config import Settings
 from yunying.errors import YunyingError
 
@@ -266,6 +265,8 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
     Parquet sources as CSV (a spreadsheet can edit it). A line the reader could not split
     into columns is written back as it was, for the person to repair by hand.
     """
+    from yunying import csvsafe
+
     e = get_import(settings, import_id)
     out_format = "jsonl" if output.suffix.lower() in (".jsonl", ".ndjson") else "csv"
     if out_format == "jsonl" and e.format != "jsonl":

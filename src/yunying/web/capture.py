@@ -58,6 +58,11 @@ class CaptureResult(BaseModel):
     results: list[EventOutcome]
 
 
+def dump_result(result: dict[str, Any]) -> bytes:
+    """The answer as UTF-8 JSON; a lone surrogate echoed back (an id) becomes its escape."""
+    return json.dumps(result, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 class FlushResult(BaseModel):
     moved: int
     already_present: int
@@ -647,11 +652,6 @@ def capture_batch(
     acc = sum(o["status"] == "accepted" for o in outcomes)
     dup = sum(o["status"] == "duplicate" for o in outcomes)
     return {"accepted": acc, "duplicates": dup, "rejected": len(outcomes) - acc - dup, "results": outcomes}
-
-
-def dump_result(result: dict[str, Any]) -> bytes:
-    """The answer as UTF-8 JSON; a lone surrogate echoed back (an id) becomes its escape."""
-    return json.dumps(result, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushResult:
