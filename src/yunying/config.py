@@ -7,6 +7,7 @@ Nested keys are reached from the environment with a double underscore, e.g.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from datetime import date
@@ -57,6 +58,10 @@ class MetricsSettings(BaseModel):
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed; empty = none, the socket's peer is the client (sign-in throttling keys
+    # on it). "*" trusts everyone: only behind a proxy that is the sole way in.
+    trusted_proxies: list[str] = Field(default_factory=list)
     secret_key: str = ""
     session_max_age: int = 14 * 24 * 3600
 
@@ -70,6 +75,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     language: Literal["zh_CN", "en"] = "zh_CN"
     currency: str = "CNY"
+    # The window of event times that capture (and import) accept: not before this day
+    # (UTC) and not later than now plus this many seconds of client clock skew.
+    event_time_floor: dt.date = dt.date(2000, 1, 1)
+    event_future_skew: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     appdb: AppDbSettings = Field(default_factory=AppDbSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
@@ -155,6 +164,10 @@ timezone = "Asia/Shanghai"
 # Language of the CLI and the web app: "zh_CN" or "en".
 language = "zh_CN"
 currency = "CNY"
+# Event times accepted by capture and import: from this day (UTC) to now plus this many
+# seconds of client clock skew; events outside are refused with a reason.
+event_time_floor = 2000-01-01
+event_future_skew = 3600
 
 [warehouse]
 # duckdb (embedded, default) | spark (PySpark, local or cluster) | clickhouse
@@ -188,6 +201,8 @@ folder = "metrics"
 [web]
 host = "127.0.0.1"
 port = 8000
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks); empty = none.
+trusted_proxies = []
 # Secret for session cookies; empty = generated and stored in .yunying/secret_key.
 secret_key = ""
 session_max_age = 1209600

@@ -16,7 +16,6 @@ gradients, with BLAS on one thread (see ``_serial_blas``).
 
 from __future__ import annotations
 
-import csv
 import ctypes
 import functools
 from collections.abc import Callable, Iterator
@@ -811,6 +810,8 @@ EXPORT_COLUMNS = (
 
 def export_clv_users(fit: ClvFit, path: str | Path, min_clv: float | None = None) -> int:
     """Per-customer predictions as CSV (``user_id`` first, so it loads as a target list)."""
+    from yunying import csvsafe
+
     df = fit.customers
     if min_clv is not None:
         df = df[df["clv"] >= min_clv]
@@ -818,7 +819,7 @@ def export_clv_users(fit: ClvFit, path: str | Path, min_clv: float | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(EXPORT_COLUMNS)
             for r in df.itertuples(index=False):
                 w.writerow(

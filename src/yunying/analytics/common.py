@@ -7,7 +7,6 @@ Everything here builds Ibis expressions; user values only ever become bound lite
 
 from __future__ import annotations
 
-import csv
 import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from yunying import csvsafe
 from yunying.errors import YunyingError
 
 Grain = Literal["hour", "day", "week", "month"]
@@ -302,7 +302,7 @@ def export_users(wh: Any, user_ids_expr: ir.Table | ir.Column, path: str | Path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(["user_id"])
             for uid in df["user_id"].tolist():
                 if uid is not None:
@@ -319,7 +319,7 @@ def write_user_list(user_ids: list[str], path: str | Path) -> int:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(["user_id"])
             for uid in ids:
                 w.writerow([uid])

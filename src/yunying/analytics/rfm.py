@@ -17,7 +17,6 @@ paths compare with the mean exactly, in integer cents.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -569,6 +568,8 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
 
     ``group`` is a class or segment (key, Chinese or English name) to keep only its users.
     """
+    from yunying import csvsafe
+
     s, _as_of, _start = scored(wh, q)
     if group:
         col, key = resolve_group(group)
@@ -578,7 +579,7 @@ def export_rfm_users(wh: Any, q: RfmQuery, path: str | Path, group: str | None =
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
+            w = csvsafe.writer(fh)
             w.writerow(USER_COLUMNS)
             for row in df.itertuples(index=False):
                 w.writerow(

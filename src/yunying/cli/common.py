@@ -6,7 +6,6 @@ anything else prints a one-line notice (never a traceback unless YUNYING_DEBUG=1
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -86,8 +85,10 @@ def render_rows(
 ) -> None:
     """Table, csv or json; json objects use the stable ``keys`` (not translated headers)."""
     if fmt == OutputFormat.csv:
+        from yunying import csvsafe
+
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csvsafe.writer(buf)
         w.writerow(headers)
         for r in rows:
             w.writerow(["" if v is None else v for v in r])

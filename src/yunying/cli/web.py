@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
         port: Annotated[int | None, typer.Option(help="Port.")] = None,
         workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
-        demo: Annotated[bool, typer.Option("--demo", help="Ensure the demo admin exists.")] = False,
+        demo: Annotated[bool, typer.Option("--demo", help="Create the demo admin unless it exists (an existing one is left as it is).")] = False,
         flush_interval: Annotated[float, typer.Option(help="Seconds between capture flushes (0: never).")] = 10.0,
     ) -> None:
         """Start the web app and HTTP API. / 启动网页和 HTTP API。"""
@@ -41,17 +41,20 @@ def register(app: typer.Typer) -> None:
         s = settings_for(project)
         url = open_appdb(s)
         h, p = host or s.web.host, port or s.web.port
-        if demo:
-            ensure_user(url, DEMO_EMAIL, DEMO_PASSWORD, "admin")
+        created = ensure_user(url, DEMO_EMAIL, DEMO_PASSWORD, "admin") if demo else False
         shown = "localhost" if h in ("0.0.0.0", "127.0.0.1") else h
         console.print(t("web.cli.serving", url=f"http://{shown}:{p}/"))
-        if demo:
+        if created:
             console.print(t("web.cli.demo_login", email=DEMO_EMAIL, password=DEMO_PASSWORD))
+        elif demo:
+            console.print(t("web.cli.demo_exists", email=DEMO_EMAIL))
         os.environ["YUNYING_PROJECT"] = str(s.project_dir)
         os.environ["YUNYING_WEB_FLUSH_INTERVAL"] = str(flush_interval)
+        # The app itself decides whose X-Forwarded-For to believe (web.trusted_proxies);
+        # uvicorn's own default would trust any local process.
         uvicorn.run(
             "yunying.web.app:app_from_env", factory=True, host=h, port=p, workers=workers,
-            log_level="warning", access_log=False,
+            log_level="warning", access_log=False, proxy_headers=False,
         )
 
     user = typer.Typer(help="Users of the web app. / 网页用户。", no_args_is_help=True)

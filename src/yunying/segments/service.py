@@ -7,7 +7,6 @@ are stored in the app database so ``is_member`` is cheap for the tools and the w
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from yunying import csvsafe
 from yunying.appdb import migrate, session_scope
 from yunying.config import Settings
 from yunying.errors import YunyingError
@@ -455,7 +455,7 @@ def export_members(settings: Settings, segment: str, path: str | Path) -> int:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
+            w = csvsafe.writer(f)
             w.writerow(["user_id", "joined_at"])
             for uid, joined in rows:
                 w.writerow([uid, joined.isoformat(sep=" ", timespec="seconds")])

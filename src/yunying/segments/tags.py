@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from yunying import csvsafe
 from yunying.appdb import session_scope
 from yunying.config import Settings
 from yunying.errors import YunyingError
@@ -91,10 +92,11 @@ def read_user_csv(path: str | Path) -> list[str]:
     if not rows:
         return []
     header = [h.strip().lower() for h in rows[0]]
+    # A list yunying exported wrote formula-like ids with a leading quote (csvsafe).
     if "user_id" in header:
         i = header.index("user_id")
-        return [r[i] for r in rows[1:] if len(r) > i]
-    return [r[0] for r in rows if r]
+        return [csvsafe.unquote(r[i]) for r in rows[1:] if len(r) > i]
+    return [csvsafe.unquote(r[0]) for r in rows if r]
 
 
 def add_tag(settings: Settings, tag: str, user_ids: list[str], by: str = "") -> TagChange:

@@ -8,7 +8,6 @@ in the shape of the source so a person can correct them and import the file agai
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -348,6 +347,8 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
     import codecs
     import io
 
+    from yunying import csvsafe
+
     e = get_import(settings, import_id)
     out_format = "jsonl" if output.suffix.lower() in (".jsonl", ".ndjson") else "csv"
     if out_format == "jsonl" and e.format != "jsonl":
@@ -369,7 +370,7 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
         tmp = output.with_name(output.name + ".tmp")
         with tmp.open("wb") as fh:
             buf = io.StringIO()
-            writer = csv.writer(buf)
+            writer = csvsafe.writer(buf)
 
             def put(text: str) -> None:
                 fh.write(encoder.encode(text))
@@ -390,7 +391,7 @@ def export_import(settings: Settings, import_id: str, output: Path) -> int:
                         continue
                     obj = _as_object(raw)
                     if obj is None:
-                        buf.write((raw or "") + "\n")
+                        buf.write(csvsafe.raw_line(raw or "") + "\n")
                     else:
                         writer.writerow(["" if obj.get(h) is None else obj.get(h) for h in header])
                 put(buf.getvalue())

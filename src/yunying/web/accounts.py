@@ -161,15 +161,24 @@ def update_user(
 
 
 def ensure_user(url: str, email: str, password: str, role: str) -> bool:
-    """Create the user unless it exists (the demo admin); True when created."""
+    """Create the user unless it exists (the demo admin); True when created.
+
+    An existing account is never changed: an admin may have disabled it, changed its role
+    or its password, and starting the server must not undo that. Both outcomes are audited.
+    """
     with session_scope(url) as s:
         user = s.scalar(select(User).where(User.email == email))
-        if user is not None:
-            user.active = True
-            user.role = role
-            user.password_hash = hash_password(password)
-            return False
-    add_user(url, email, password, role, name="Demo", actor="demo")
+        state = None if user is None else f"role={user.role}; active={user.active}"
+    if state is not None:
+        audit(url, "demo", "user.demo_kept", email, state)
+        return False
+    try:
+        add_user(url, email, password, role, name="Demo", actor="demo")  # audited as user.add
+    except YunyingError as e:
+        if e.key != "web.user_exists":  # another process created it meanwhile: keep theirs
+            raise
+        audit(url, "demo", "user.demo_kept", email, "created meanwhile")
+        return False
     return True
 
 

@@ -5,7 +5,6 @@ and FastAPI must see each route's real query class, not a string.
 """
 
 import datetime as dt
-import json
 import secrets
 from typing import Any, Literal
 
@@ -26,8 +25,12 @@ from yunying.web.capture import (
     MAX_EVENTS,
     CaptureResult,
     FlushResult,
+    TimeWindow,
     capture_batch,
+    dump_result,
     flush,
+    parse_body,
+    parse_ts,
 )
 from yunying.web.models import AuditEntry, Dashboard, Insight, User, utcnow
 from yunying.web.security import require
@@ -179,6 +182,11 @@ CAPTURE_SCHEMA: dict[str, Any] = {
                     "required": ["events"],
                     "additionalProperties": False,
                     "properties": {
+                        "sent_at": {
+                            "type": "string", "format": "date-time",
+                            "description": "When the client sent the batch, by its own clock: "
+                            "each event's ts is moved by (server time − sent_at).",
+                        },
                         "events": {
                             "type": "array",
                             "maxItems": MAX_EVENTS,
@@ -275,20 +283,33 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
                 raise YunyingError("capture.too_large", max=MAX_BYTES)
             chunks.append(chunk)
         try:
-            body = json.loads(b"".join(chunks))
+            body = parse_body(b"".join(chunks))
         except (ValueError, UnicodeDecodeError) as e:
             raise YunyingError("web.bad_json", reason=str(e)[:120]) from e
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise YunyingError("capture.no_events")
-        extra = [k for k in body if k != "events"]
+        extra = [k for k in body if k not in ("events", "sent_at")]
         if extra:
-            raise YunyingError("web.unknown_field", field=str(extra[0])[:64])
+            raise YunyingError("web.unknown_field", field=str(extra[0])[:64].encode("utf-8", "backslashreplace").decode())
         events = body["events"]
         if len(events) > MAX_EVENTS:
             raise YunyingError("capture.too_many", max=MAX_EVENTS, count=len(events))
-        journal = request.app.state.journal
-        result = await run_in_threadpool(capture_batch, journal, events, t)
-        return Response(json.dumps(result, ensure_ascii=False).encode(), media_type="application/json")
+        sent_at = None
+        if body.get("sent_at") is not None:
+            try:
+                sent_at = parse_ts(body["sent_at"]) if isinstance(body["sent_at"], str) else None
+            except ValueError:
+                sent_at = None
+            if sent_at is None:
+                raise YunyingError("capture.bad_sent_at", value=str(body["sent_at"])[:64].encode("utf-8", "backslashreplace").decode())
+        state = request.app.state
+        window = TimeWindow.for_settings(state.settings, sent_at)
+        result = await run_in_threadpool(_capture, state, events, window)
+        return Response(dump_result(result), media_type="application/json")
+
+    def _capture(state: Any, events: list[Any], window: TimeWindow) -> dict[str, Any]:
+        state.stored_ids.refresh()
+        return capture_batch(state.journal, events, t, window, state.stored_ids)
 
     @r.post("/capture/flush", response_model=FlushResult, tags=["capture"])
     def capture_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> FlushResult:

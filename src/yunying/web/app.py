@@ -24,7 +24,7 @@ from yunying.errors import YunyingError
 from yunying.i18n import normalize, set_language, t
 from yunying.web.analyses import WarehouseGate, discover
 from yunying.web.api import build_router, error_json
-from yunying.web.capture import Journal, flush, journal_path
+from yunying.web.capture import Journal, StoredIds, flush, journal_path
 from yunying.web.security import LANG_COOKIE, Denied, RateLimiter
 
 log = logging.getLogger("yunying.web")
@@ -129,6 +129,7 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.state.appdb_url = open_appdb(settings)
     app.state.journal = Journal(journal_path(settings))
     app.state.gate = WarehouseGate(settings)
+    app.state.stored_ids = app.state.journal.stored_ids = StoredIds(app.state.gate)
     app.state.analyses = discover()
     app.state.login_limiter = RateLimiter()
 
@@ -143,6 +144,12 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     _openapi_route(app)
     _handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.language)
+    if settings.web.trusted_proxies:
+        # Outermost, so every handler (sign-in throttling, Secure cookies) sees the client
+        # the trusted proxy names; a request from any other address keeps its own.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.web.trusted_proxies))
     return app
 
 

@@ -5,11 +5,11 @@ Every page declares its permission with the same ``require`` dependency as the A
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
 import mimetypes
+import re
 import secrets
 from importlib import resources
 from typing import Any
@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
-from yunying import clock
+from yunying import clock, csvsafe
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
 from yunying.web import accounts, charts
@@ -30,6 +30,15 @@ from yunying.web.security import LANG_COOKIE, SESSION_COOKIE, require
 
 TEMPLATES = Jinja2Templates(directory=str(resources.files("yunying.web") / "templates"))
 STATIC = resources.files("yunying.web") / "static"
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download: an ASCII name, and the real one (RFC 6266 and
+    5987) for names in Chinese; headers are Latin-1, so the raw name would fail the answer."""
+    from urllib.parse import quote
+
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "export.csv"
+    return f'attachment; filename="{plain}"; filename*=UTF-8\'\'{quote(filename, safe="")}'
+
 LOGIN_CSRF_COOKIE = "yy_login_csrf"
 
 
@@ -347,12 +356,12 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         result = request.app.state.gate.run((name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         headers, rows = export_rows(name, result)
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csvsafe.writer(buf)
         w.writerow(headers)
         w.writerows(rows)
         return Response(
             buf.getvalue().encode("utf-8-sig"), media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": attachment(f"{name}.csv")},
         )
 
     @r.get("/analysis/rfm/members.csv")
@@ -371,8 +380,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             out = Path(tmp) / "members.csv"
             request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))  # type: ignore[arg-type]
             data = out.read_bytes()
-        name = f"rfm-{group or 'all'}.csv".replace('"', "")
-        return Response(data, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(data, media_type="text/csv", headers={"Content-Disposition": attachment(f"rfm-{group or 'all'}.csv")})
 
     # -- insights (saved) -------------------------------------------------------------
     @r.get("/insights")
