@@ -7,9 +7,9 @@ and FastAPI must see each route's real query class, not a string.
 import datetime as dt
 import json
 import secrets
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -31,6 +31,12 @@ from yunying.web.capture import (
 )
 from yunying.web.models import AuditEntry, Dashboard, Insight, User, utcnow
 from yunying.web.security import require
+
+# Row ids are 64-bit signed integers in every app database: a larger id names nothing (and
+# would overflow the driver), so it is refused with 422 before any lookup.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 
 class Strict(BaseModel):
@@ -128,12 +134,12 @@ class ShareOut(BaseModel):
 
 class DashboardIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    insight_ids: list[int] = Field(default_factory=list, max_length=50)
+    insight_ids: list[BodyId] = Field(default_factory=list, max_length=50)
 
 
 class DashboardPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    insight_ids: list[int] | None = Field(default=None, max_length=50)
+    insight_ids: list[BodyId] | None = Field(default=None, max_length=50)
 
 
 class DashboardOut(BaseModel):
@@ -339,18 +345,18 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return i  # type: ignore[no-any-return]
 
     @r.get("/insights/{insight_id}", response_model=InsightOut, tags=["insights"])
-    def get_insight(insight_id: int, request: Request, p: Principal = Depends(require("read"))) -> InsightOut:
+    def get_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> InsightOut:
         with session_scope(request.app.state.appdb_url) as s:
             return _insight_out(_get_insight(s, insight_id))
 
     @r.get("/insights/{insight_id}/result", response_model=InsightRun, tags=["insights"])
-    def insight_result(insight_id: int, request: Request, p: Principal = Depends(require("read"))) -> InsightRun:
+    def insight_result(insight_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> InsightRun:
         with session_scope(request.app.state.appdb_url) as s:
             i = _insight_out(_get_insight(s, insight_id))
         return InsightRun(insight=i, result=run_insight(request, i.kind, i.query))
 
     @r.patch("/insights/{insight_id}", response_model=InsightOut, tags=["insights"])
-    def update_insight(insight_id: int, body: InsightPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
+    def update_insight(insight_id: RowId, body: InsightPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
@@ -364,7 +370,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return out
 
     @r.delete("/insights/{insight_id}", status_code=204, tags=["insights"])
-    def delete_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def delete_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
@@ -373,7 +379,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         audit(url, p.name, "insight.delete", f"{insight_id}:{name}")
 
     @r.post("/insights/{insight_id}/share", response_model=ShareOut, tags=["insights"])
-    def share_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
+    def share_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
@@ -383,7 +389,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ShareOut(token=token, url=f"/s/i/{token}")
 
     @r.delete("/insights/{insight_id}/share", status_code=204, tags=["insights"])
-    def unshare_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def unshare_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             _get_insight(s, insight_id).share_token = None
@@ -429,12 +435,12 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return out
 
     @r.get("/dashboards/{dashboard_id}", response_model=DashboardOut, tags=["dashboards"])
-    def get_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("read"))) -> DashboardOut:
+    def get_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> DashboardOut:
         with session_scope(request.app.state.appdb_url) as s:
             return _dashboard_out(_get_dashboard(s, dashboard_id))
 
     @r.patch("/dashboards/{dashboard_id}", response_model=DashboardOut, tags=["dashboards"])
-    def update_dashboard(dashboard_id: int, body: DashboardPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> DashboardOut:
+    def update_dashboard(dashboard_id: RowId, body: DashboardPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> DashboardOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -449,7 +455,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return out
 
     @r.delete("/dashboards/{dashboard_id}", status_code=204, tags=["dashboards"])
-    def delete_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def delete_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -458,7 +464,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         audit(url, p.name, "dashboard.delete", f"{dashboard_id}:{name}")
 
     @r.post("/dashboards/{dashboard_id}/share", response_model=ShareOut, tags=["dashboards"])
-    def share_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
+    def share_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -468,7 +474,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ShareOut(token=token, url=f"/s/d/{token}")
 
     @r.delete("/dashboards/{dashboard_id}/share", status_code=204, tags=["dashboards"])
-    def unshare_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def unshare_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             _get_dashboard(s, dashboard_id).share_token = None
@@ -489,7 +495,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return UserOut.model_validate(u, from_attributes=True)
 
     @r.patch("/users/{user_id}", response_model=UserOut, tags=["accounts"])
-    def patch_user(user_id: int, body: UserPatch, request: Request, p: Principal = Depends(require("users.manage"))) -> UserOut:
+    def patch_user(user_id: RowId, body: UserPatch, request: Request, p: Principal = Depends(require("users.manage"))) -> UserOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             u = s.get(User, user_id)
@@ -509,7 +515,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), secret=secret)
 
     @r.delete("/apikeys/{key_id}", response_model=ApiKeyOut, tags=["accounts"])
-    def revoke_key(key_id: int, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> ApiKeyOut:
+    def revoke_key(key_id: RowId, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> ApiKeyOut:
         key = accounts.revoke_api_key(request.app.state.appdb_url, key_id, actor=p.name)
         return ApiKeyOut.model_validate(key, from_attributes=True)
 

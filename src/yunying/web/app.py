@@ -65,6 +65,44 @@ def pick_language(request_headers: dict[str, str], cookies: dict[str, str], defa
     return normalize(default)
 
 
+class CatchAllMiddleware:
+    """A bug answers a clean 500 (JSON for the API) and the connection stays open.
+
+    Starlette's own last-resort handler re-raises after answering, so uvicorn closes the
+    keep-alive connection and the client's next request fails too. This one does not.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # too late for an answer: let the server close the connection
+                raise
+            request = Request(scope)
+            message = t("web.internal")
+            response: Response
+            if _wants_json(request):
+                response = JSONResponse({"error": "web.internal", "message": message}, status_code=500)
+            else:
+                response = HTMLResponse(f"<h1>500</h1><p>{message}</p>", status_code=500)
+            await response(scope, receive, send)
+
+
 class LanguageMiddleware:
     """Sets the request's language (a context variable) before any handler runs."""
 
@@ -142,6 +180,7 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.include_router(metrics_pages)
     _openapi_route(app)
     _handlers(app)
+    app.add_middleware(CatchAllMiddleware)
     app.add_middleware(LanguageMiddleware, default=settings.language)
     return app
 

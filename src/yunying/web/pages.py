@@ -12,10 +12,11 @@ import json
 import mimetypes
 import secrets
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
@@ -284,7 +285,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
     @r.get("/lang/{lang}")
     def switch_language(lang: str, request: Request, next: str = "/", p: Principal = Depends(require("public"))) -> Response:
         if lang not in ("en", "zh_CN"):
-            raise YunyingError("web.bad_language", lang=lang)
+            raise YunyingError("web.bad_language", language=lang[:16])
         resp = RedirectResponse(_safe_next(next), status_code=303)
         resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax", secure=_secure(request))
         return resp
@@ -481,7 +482,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/admin/users/{user_id}")
     def users_update(
-        user_id: int,
+        user_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
         request: Request,
         role: str = Form(max_length=16),
         active: str = Form("off", max_length=8),
@@ -515,7 +516,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         return page(request, "apikeys.html", p, keys=accounts.list_api_keys(url), scopes=SCOPES, secret=secret)
 
     @r.post("/admin/apikeys/{key_id}/revoke")
-    def keys_revoke(key_id: int, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> Response:
+    def keys_revoke(key_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], request: Request, p: Principal = Depends(require("apikeys.manage"))) -> Response:
         accounts.revoke_api_key(request.app.state.appdb_url, key_id, actor=p.name)
         return RedirectResponse("/admin/apikeys", status_code=303)
 
