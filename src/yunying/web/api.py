@@ -242,6 +242,22 @@ def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, An
     return q.model_dump(mode="json", by_alias=True)
 
 
+def stored_query(a: Analysis, query: dict[str, Any]) -> BaseModel:
+    """The query of a saved insight. Insights store the model's own dump, so they hold no
+    unknown fields; one saved before a field was removed loads without that field."""
+    try:
+        return a.query.model_validate(query)
+    except ValidationError as e:
+        errors = e.errors()
+        stale = {str(err["loc"][0]) for err in errors if err["type"] == "extra_forbidden" and len(err["loc"]) == 1}
+        if stale and len(stale) == len(errors):
+            return a.query.model_validate({k: v for k, v in query.items() if k not in stale})
+        first = errors[0]
+        raise YunyingError(
+            "web.bad_field", field=".".join(str(x) for x in first["loc"]) or "query", reason=first["msg"]
+        ) from e
+
+
 def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str, Any]:
     from yunying.warehouse.overview import overview
 
@@ -251,7 +267,7 @@ def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str,
         res = gate.run(("overview", ""), lambda wh: overview(wh, settings.timezone))
         return res.model_dump(mode="json")  # type: ignore[no-any-return]
     a: Analysis = request.app.state.analyses[kind]
-    q = a.query.model_validate(query)
+    q = stored_query(a, query)
     res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
     return res.model_dump(mode="json")  # type: ignore[no-any-return]
 

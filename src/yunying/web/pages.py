@@ -531,8 +531,10 @@ def _shared_view(request: Request, kind: str, query: dict[str, Any], title: str)
         settings = request.app.state.settings
         res: BaseModel = gate.run(("overview", ""), lambda wh: overview(wh, settings.timezone))
     else:
+        from yunying.web.api import stored_query
+
         a = request.app.state.analyses[kind]
-        q = a.query.model_validate(query)
+        q = stored_query(a, query)
         res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
     return {"title": title, "name": kind, **result_view(kind, res)}
 
