@@ -31,6 +31,9 @@ class WarehouseSettings(BaseModel):
     clickhouse_url: str = "http://localhost:8123/default"
     threads: int | None = None
     memory_limit: str | None = None
+    # Seconds a command waits while another process (the server's flush, an import) holds
+    # the DuckDB file; 0 fails at once.
+    lock_wait: float = Field(default=30.0, ge=0, le=3600)
 
 
 class AppDbSettings(BaseModel):
@@ -52,6 +55,12 @@ class WebSettings(BaseModel):
     port: int = 8000
     secret_key: str = ""
     session_max_age: int = 14 * 24 * 3600
+    # What one request may ask of the warehouse (docs/configuration.md#web).
+    query_timeout: float = Field(default=30.0, gt=0, le=3600)
+    max_query_cells: int = Field(default=250_000, ge=1)
+    max_response_bytes: int = Field(default=10_000_000, ge=1024)
+    # Seconds a request waits while another process writes the warehouse, then 503.
+    lock_wait: float = Field(default=5.0, ge=0, le=600)
 
 
 class Settings(BaseSettings):
@@ -157,6 +166,9 @@ path = ".yunying/warehouse.duckdb"
 lake_path = ".yunying/lake"
 spark_master = "local[2]"
 clickhouse_url = "http://localhost:8123/default"
+# Seconds a command waits while another process (the server's flush, an import) holds
+# the DuckDB file; 0 = fail at once.
+lock_wait = 30.0
 
 [appdb]
 # SQLAlchemy URL for application state; empty = SQLite at .yunying/app.db.
@@ -179,4 +191,11 @@ port = 8000
 # Secret for session cookies; empty = generated and stored in .yunying/secret_key.
 secret_key = ""
 session_max_age = 1209600
+# What one request may ask of the warehouse: seconds before the query is cancelled,
+# periods x groups x steps it may compute, and bytes its answer may take.
+query_timeout = 30.0
+max_query_cells = 250000
+max_response_bytes = 10000000
+# Seconds a request waits while another process writes the warehouse, then 503.
+lock_wait = 5.0
 """

@@ -8,7 +8,8 @@ ClickHouse from tables of the same names on its server.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,44 @@ def arrow_schema(c: Contract) -> pa.Schema:
     return pa.schema([pa.field(col.name, types[col.type]) for col in c.columns])
 
 
-class Warehouse:
-    """A connected warehouse. ``table(name)`` gives the Ibis table of a contract."""
+def is_lock_error(e: BaseException) -> bool:
+    """DuckDB's answer when another process holds the file (its lock is per process)."""
+    text = str(e).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
 
-    def __init__(self, settings: Settings, engine: str | None = None) -> None:
+
+def _is_config_clash(e: BaseException) -> bool:
+    """This process already has the file open read-write (DuckDB shares one instance)."""
+    return "different configuration" in str(e).lower()
+
+
+class Warehouse:
+    """A connected warehouse. ``table(name)`` gives the Ibis table of a contract.
+
+    DuckDB lets one process hold the file read-write, or several hold it read-only. A
+    ``read_only`` warehouse (every analysis, status and overview) therefore shares the file
+    with other readers, in this process and others; a writer (import, flush, demo) waits
+    for the readers to close. While the file is held the other way, connecting retries for
+    up to ``lock_wait`` seconds (default ``warehouse.lock_wait``), calling ``on_wait``
+    once so that a command can say why it waits, then fails with ``warehouse.busy``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: str | None = None,
+        *,
+        read_only: bool = False,
+        lock_wait: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine or settings.warehouse.engine
         if self.engine not in ENGINES:
             raise YunyingError("warehouse.unknown_engine", engine=self.engine)
+        self.read_only = read_only
+        self.lock_wait = settings.warehouse.lock_wait if lock_wait is None else lock_wait
+        self.on_wait = on_wait
         self._con: ibis.BaseBackend | None = None
 
     # -- connection -------------------------------------------------------------------
@@ -80,22 +111,9 @@ class Warehouse:
 
     def _connect(self) -> ibis.BaseBackend:
         if self.engine == "duckdb":
-            path = self.settings.warehouse_path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cfg: dict[str, Any] = {}
-            if self.settings.warehouse.threads:
-                cfg["threads"] = self.settings.warehouse.threads
-            if self.settings.warehouse.memory_limit:
-                cfg["memory_limit"] = self.settings.warehouse.memory_limit
-            con = ibis.duckdb.connect(str(path), **cfg)
-            # ICU cannot be set at connect time (no autoload here), but can be after.
-            con.raw_sql("SET TimeZone = 'UTC'")
-            for c in CONTRACTS.values():
-                con.raw_sql(c.ddl())
-            con.raw_sql(
-                "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-            )
-            return con
+            if self.read_only:
+                return self._connect_reader()
+            return self._connect_duckdb(read_only=False)
         if self.engine == "spark":
             session = spark_session(self.settings.warehouse.spark_master)
             con = ibis.pyspark.connect(session)
@@ -114,6 +132,70 @@ class Warehouse:
             )
         except Exception as e:  # the server is outside our control
             raise YunyingError("warehouse.connect_failed", engine="clickhouse", reason=str(e)) from e
+
+    def _connect_duckdb(self, read_only: bool) -> ibis.BaseBackend:
+        path = self.settings.warehouse_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg: dict[str, Any] = {}
+        if self.settings.warehouse.threads:
+            cfg["threads"] = self.settings.warehouse.threads
+        if self.settings.warehouse.memory_limit:
+            cfg["memory_limit"] = self.settings.warehouse.memory_limit
+        con = self._retry(lambda: ibis.duckdb.connect(str(path), read_only=read_only, **cfg))
+        # ICU cannot be set at connect time (no autoload here), but can be after.
+        con.raw_sql("SET TimeZone = 'UTC'")
+        if not read_only:
+            for c in CONTRACTS.values():
+                con.raw_sql(c.ddl())
+            con.raw_sql(
+                "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+            )
+        return con
+
+    def _connect_reader(self) -> ibis.BaseBackend:
+        """Read-only; a missing file or table is created first by a brief read-write open."""
+        if self.settings.warehouse_path.exists():
+            try:
+                con = self._connect_duckdb(read_only=True)
+            except YunyingError:
+                raise
+            except Exception as e:
+                if not _is_config_clash(e):
+                    raise
+                # This process writes the file right now (a test, the demo): share its instance.
+                return self._connect_duckdb(read_only=False)
+            have = {r[0] for r in con.raw_sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if have >= {*CONTRACTS, "_yunying_meta"}:
+                return con
+            con.disconnect()
+        self._connect_duckdb(read_only=False).disconnect()
+        return self._connect_duckdb(read_only=True)
+
+    def _retry(self, connect: Callable[[], ibis.BaseBackend]) -> ibis.BaseBackend:
+        """Connect, waiting while another process holds the file the other way."""
+        deadline = time.monotonic() + max(0.0, self.lock_wait)
+        delay = 0.02
+        told = False
+        while True:
+            try:
+                return connect()
+            except Exception as e:
+                if not is_lock_error(e):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise YunyingError(
+                        "warehouse.busy", path=str(self.settings.warehouse_path), seconds=f"{self.lock_wait:g}"
+                    ) from e
+                if not told and self.on_wait is not None:
+                    self.on_wait()
+                told = True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def interrupt(self) -> None:
+        """Cancel the query running on this connection (from another thread); DuckDB only."""
+        if self._con is not None and self.engine == "duckdb":
+            self._con.con.interrupt()  # type: ignore[attr-defined]
 
     def _register_lake(self, con: ibis.BaseBackend) -> None:
         session = spark_session()
@@ -244,8 +326,14 @@ def connect(settings: Settings, engine: str | None = None) -> Warehouse:
 
 
 @contextmanager
-def open_warehouse(settings: Settings, engine: str | None = None) -> Iterator[Warehouse]:
-    wh = Warehouse(settings, engine)
+def open_warehouse(
+    settings: Settings,
+    engine: str | None = None,
+    *,
+    read_only: bool = False,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[Warehouse]:
+    wh = Warehouse(settings, engine, read_only=read_only, on_wait=on_wait)
     try:
         yield wh
     finally:

@@ -224,7 +224,9 @@ def _dashboard_out(d: Dashboard) -> DashboardOut:
     )
 
 
-def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, Any]) -> dict[str, Any]:
+def validate_query(
+    analyses: dict[str, Analysis], kind: str, query: dict[str, Any], max_cells: int | None = None
+) -> dict[str, Any]:
     """A saved insight stores a query that its analysis accepts (checked when saved)."""
     if kind == "overview":
         return {}
@@ -238,7 +240,7 @@ def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, An
         raise YunyingError(
             "web.bad_field", field=".".join(str(x) for x in first["loc"]) or "query", reason=first["msg"]
         ) from e
-    check_limits(q)
+    check_limits(q, max_cells)
     return q.model_dump(mode="json", by_alias=True)
 
 
@@ -268,6 +270,7 @@ def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str,
         return res.model_dump(mode="json")  # type: ignore[no-any-return]
     a: Analysis = request.app.state.analyses[kind]
     q = stored_query(a, query)
+    check_limits(q, settings.web.max_query_cells)
     res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
     return res.model_dump(mode="json")  # type: ignore[no-any-return]
 
@@ -314,7 +317,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/capture/flush", response_model=FlushResult, tags=["capture"])
     def capture_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> FlushResult:
-        with request.app.state.gate._lock:
+        with request.app.state.gate.exclusive():
             res = flush(request.app.state.settings, request.app.state.journal)
         audit(request.app.state.appdb_url, p.name, "capture.flush", "", f"moved={res.moved}")
         return res
@@ -344,7 +347,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/insights", response_model=InsightOut, status_code=201, tags=["insights"])
     def create_insight(body: InsightIn, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
-        query = validate_query(request.app.state.analyses, body.kind, body.query)
+        query = validate_query(request.app.state.analyses, body.kind, body.query, request.app.state.settings.web.max_query_cells)
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = Insight(name=body.name, kind=body.kind, query=query, owner=p.name)
@@ -379,7 +382,9 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
             if body.name is not None:
                 i.name = body.name
             if body.query is not None:
-                i.query = validate_query(request.app.state.analyses, i.kind, body.query)
+                i.query = validate_query(
+                    request.app.state.analyses, i.kind, body.query, request.app.state.settings.web.max_query_cells
+                )
             i.updated_at = utcnow()
             out = _insight_out(i)
         audit(url, p.name, "insight.update", f"{out.id}:{out.name}", body.model_dump_json(exclude_none=True)[:500])
@@ -564,7 +569,7 @@ def _add_analysis(r: APIRouter, a: Analysis) -> None:
 
     def endpoint(q: Query, request: Request, p: Principal = Depends(require("read"))) -> Any:  # type: ignore[valid-type]
         query: BaseModel = q
-        check_limits(query)
+        check_limits(query, request.app.state.settings.web.max_query_cells)
         return request.app.state.gate.run((a.name, query.model_dump_json()), lambda wh: a.runner(wh, query))
 
     endpoint.__doc__ = f"Run the {a.name} analysis: body {Query.__name__}, answer {Result.__name__} (same JSON as the CLI's --format json)."

@@ -32,6 +32,7 @@ log = logging.getLogger("yunying.web")
 # Errors that are not the caller's fault in the request itself.
 STATUS_BY_KEY = {
     "web.warehouse_busy": 503,
+    "warehouse.busy": 503,
     "capture.warehouse_busy": 503,
     "capture.too_large": 413,
     "web.user_exists": 409,
@@ -125,15 +126,33 @@ class LanguageMiddleware:
 
 
 def _flusher(app: FastAPI, stop: threading.Event, interval: float) -> None:
+    postponed = 0
     while not stop.wait(interval):
         try:
             if app.state.journal.pending_count():
-                with app.state.gate._lock:
-                    flush(app.state.settings, app.state.journal)
-        except YunyingError as e:  # the CLI holds the warehouse: try again next round
+                flush_briefly(app, block_readers=postponed >= FLUSH_PATIENCE)
+            postponed = 0
+        except YunyingError as e:  # the CLI or a long analysis holds the warehouse: next round
+            postponed += 1
             log.info("capture flush postponed: %s", e.message("en"))
         except Exception:  # keep the loop alive; the journal still holds every event
             log.exception("capture flush failed")
+
+
+# Rounds a flush yields to running analyses before it makes new ones wait for it.
+FLUSH_PATIENCE = 3
+
+
+def flush_briefly(app: FastAPI, block_readers: bool = False) -> Any:
+    """One flush, holding the warehouse read-write only for its duration.
+
+    Analyses read the file read-only and may run beside each other; a flush waits until
+    none runs (a few seconds, or longer once it has been postponed ``FLUSH_PATIENCE``
+    times), writes, and closes the file again, so the CLI can open it in between.
+    """
+    wait = 2.0 if not block_readers else app.state.settings.web.query_timeout + 5
+    with app.state.gate.exclusive(wait=wait, block_readers=block_readers):
+        return flush(app.state.settings, app.state.journal)
 
 
 def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastAPI:

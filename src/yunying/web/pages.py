@@ -172,7 +172,7 @@ def _default_query(request: Request, a: Analysis) -> str:
     return json.dumps(example, indent=2)
 
 
-def _parse_query(a: Analysis, text: str) -> BaseModel:
+def _parse_query(a: Analysis, text: str, max_cells: int | None = None) -> BaseModel:
     try:
         data = json.loads(text or "{}")
     except json.JSONDecodeError as e:
@@ -187,7 +187,7 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
         raise YunyingError("web.bad_field", field=field, reason=first["msg"]) from e
     from yunying.web.analyses import check_limits
 
-    check_limits(q)
+    check_limits(q, max_cells)
     return q
 
 
@@ -323,7 +323,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         text = query_from_form(name, fields)
-        q = _parse_query(a, text)
+        q = _parse_query(a, text, request.app.state.settings.web.max_query_cells)
         gate = request.app.state.gate
         result = await run_in_threadpool(gate.run, (name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         TEMPLATES.env.globals["project_tz"] = request.app.state.settings.timezone
@@ -341,7 +341,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.analysis_missing", name=name)
         from yunying.web.views import export_rows
 
-        q = _parse_query(a, query)
+        q = _parse_query(a, query, request.app.state.settings.web.max_query_cells)
         result = request.app.state.gate.run((name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         headers, rows = export_rows(name, result)
         buf = io.StringIO()
@@ -364,7 +364,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.analysis_missing", name="rfm")
         from yunying.analytics.rfm import export_rfm_users
 
-        q = _parse_query(a, query)
+        q = _parse_query(a, query, request.app.state.settings.web.max_query_cells)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "members.csv"
             request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))  # type: ignore[arg-type]
@@ -403,7 +403,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.bad_json", reason=str(e)) from e
         if not isinstance(data, dict):
             raise YunyingError("web.bad_field", field="query", reason="object")
-        clean = validate_query(request.app.state.analyses, kind, data)
+        clean = validate_query(request.app.state.analyses, kind, data, request.app.state.settings.web.max_query_cells)
         with session_scope(request.app.state.appdb_url) as s:
             s.add(Insight(name=name, kind=kind, query=clean, owner=p.name))
         accounts.audit(request.app.state.appdb_url, p.name, "insight.create", name)
@@ -451,7 +451,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
     def data_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> Response:
         from yunying.web.capture import flush
 
-        with request.app.state.gate._lock:
+        with request.app.state.gate.exclusive():
             res = flush(request.app.state.settings, request.app.state.journal)
         accounts.audit(request.app.state.appdb_url, p.name, "capture.flush", "", f"moved={res.moved}")
         return RedirectResponse("/data", status_code=303)
