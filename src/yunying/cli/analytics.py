@@ -17,10 +17,17 @@ from pydantic import BaseModel, ValidationError
 
 from yunying import clock
 from yunying.analytics.common import PropertyFilter, zone
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    read_warehouse,
+    settings_for,
+)
 from yunying.errors import YunyingError
 from yunying.i18n import t
-from yunying.warehouse.engine import open_warehouse
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -155,7 +162,7 @@ def register(app: typer.Typer) -> None:
             dates=_dates(frm, to, s.timezone), filters=_filters(where),
             breakdown={"property": by, "limit": limit} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             emit(run_trends(wh, q), fmt)
 
     @app.command("funnel")
@@ -187,7 +194,7 @@ def register(app: typer.Typer) -> None:
             dates=_dates(frm, to, s.timezone), filters=_filters(where),
             breakdown={"property": by} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 _exported(export_funnel_users(wh, q, export_step, str(export_users), converted), export_users)
                 return
@@ -237,7 +244,7 @@ def register(app: typer.Typer) -> None:
         )
         if export_users is not None and q.breakdown is not None:
             raise YunyingError("retention.export_breakdown")
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 label = export_cohort or q.dates.from_.isoformat()
                 n = export_retention_users(wh, q, label, export_period, str(export_users), not lost)
@@ -284,7 +291,7 @@ def register(app: typer.Typer) -> None:
             LifecycleQuery, event=event, grain=grain, dates=_dates(frm, to, s.timezone),
             filters=_filters(where),
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 label = period_label
                 if label is None:
@@ -316,7 +323,7 @@ def register(app: typer.Typer) -> None:
             StickinessQuery, event=event, period=period, dates=_dates(frm, to, s.timezone),
             filters=_filters(where), breakdown={"property": by, "limit": limit} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             res = run_stickiness(wh, q)
             emit(res, fmt)
             if fmt == OutputFormat.table:

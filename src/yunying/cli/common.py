@@ -11,19 +11,23 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from yunying.config import Settings, load_settings, project_dir_default
+from yunying.config import CONFIG_FILE, Settings, load_settings, project_dir_default
 from yunying.errors import YunyingError
 from yunying.i18n import set_language, t
+
+if TYPE_CHECKING:
+    from yunying.warehouse.engine import Warehouse
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,10 +53,39 @@ FormatOpt = Annotated[
 ]
 
 
-def settings_for(project: Path | None) -> Settings:
-    s = load_settings(project if project is not None else project_dir_default())
+def settings_for(project: Path | None, create: bool = False) -> Settings:
+    """The project's settings. Only ``init`` and ``demo`` (``create=True``) accept a folder
+    without ``yunying.toml``: anywhere else a misspelt ``--project`` would silently start
+    an empty project, or write ``.yunying`` into a system folder."""
+    folder = project if project is not None else project_dir_default()
+    s = load_settings(folder)
     set_language(os.environ.get("YUNYING_LANGUAGE") or s.language)
+    if not create and not (s.project_dir / CONFIG_FILE).is_file():
+        raise YunyingError("cli.no_project", path=str(s.project_dir))
     return s
+
+
+def _waiting_notice() -> None:
+    err_console.print(f"[yellow]{t('warehouse.waiting')}[/]")
+
+
+@contextmanager
+def read_warehouse(s: Settings) -> Iterator[Warehouse]:
+    """The warehouse read-only: it opens beside ``yunying serve`` and other readers, and
+    waits (saying so) while a writer holds it; see docs/web.md."""
+    from yunying.warehouse.engine import open_warehouse
+
+    with open_warehouse(s, read_only=True, on_wait=_waiting_notice) as wh:
+        yield wh
+
+
+@contextmanager
+def write_warehouse(s: Settings) -> Iterator[Warehouse]:
+    """The warehouse read-write, waiting (saying so) while the server or a reader holds it."""
+    from yunying.warehouse.engine import open_warehouse
+
+    with open_warehouse(s, on_wait=_waiting_notice) as wh:
+        yield wh
 
 
 @runtime_checkable

@@ -12,13 +12,13 @@ from yunying.cli.common import (
     ProjectOpt,
     console,
     emit,
+    read_warehouse,
     render_rows,
     settings_for,
 )
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS, contract
-from yunying.warehouse.engine import open_warehouse
 from yunying.warehouse.status import warehouse_status
 
 
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option(help="Project name.")] = "yunying project",
     ) -> None:
         """Write a commented yunying.toml into the project folder. / 初始化项目配置。"""
-        s = settings_for(project)
+        s = settings_for(project, create=True)
         path = s.project_dir / CONFIG_FILE
         if path.exists():
             console.print(t("cli.init.exists", path=str(path)))
@@ -76,5 +76,5 @@ def register(app: typer.Typer) -> None:
     def status_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Tables, row counts, date ranges and quarantine. / 数据状态。"""
         s = settings_for(project)
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             emit(warehouse_status(wh), fmt)

@@ -9,14 +9,22 @@ import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    read_warehouse,
+    settings_for,
+    write_warehouse,
+)
 from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 from yunying.demo import DemoSpec, generate
 from yunying.demo.generator import spec_experiment
 from yunying.experiments.spec import save as save_experiment
 from yunying.i18n import t
 from yunying.warehouse.contracts import CONTRACTS
-from yunying.warehouse.engine import open_warehouse
 from yunying.warehouse.overview import overview
 
 
@@ -32,7 +40,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build the demo company into the project's warehouse (replaces its data). / 生成演示公司数据。"""
-        s = settings_for(project)
+        s = settings_for(project, create=True)
         s.project_dir.mkdir(parents=True, exist_ok=True)
         cfg = s.project_dir / CONFIG_FILE
         if not cfg.exists():
@@ -45,7 +53,7 @@ def register(app: typer.Typer) -> None:
             timezone=s.timezone,
             currency=s.currency,
         )
-        with open_warehouse(s) as wh:
+        with write_warehouse(s) as wh:
             for table in CONTRACTS:
                 wh.truncate(table)
             buffers: dict[str, list[pa.Table]] = {}
@@ -88,7 +96,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Operations overview: tables and headline figures. / 运营总览。"""
         s = settings_for(project)
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             result = overview(wh, s.timezone, as_of.date() if as_of else None)
         if fmt != OutputFormat.table:
             emit(result, fmt)

@@ -16,6 +16,7 @@ from yunying.cli.common import (
     console,
     emit,
     err_console,
+    read_warehouse,
     settings_for,
 )
 from yunying.config import Settings
@@ -45,7 +46,6 @@ from yunying.metrics.tree import (
     whatif,
 )
 from yunying.metrics.vintage import vintage
-from yunying.warehouse.engine import open_warehouse
 
 metrics_app = typer.Typer(
     name="metrics",
@@ -144,7 +144,7 @@ def compute_cmd(
     to = _date(end, _yesterday(s))
     frm = _date(start, to - dt.timedelta(days=29))
     g = grain or reg.get(names[0]).grain
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = compute(wh, reg, names, g, frm, to, by, use_cache=not no_cache)
     emit(res, fmt, title=t("metrics.compute.title", start=frm.isoformat(), end=to.isoformat(), grain=g))
 
@@ -161,7 +161,7 @@ def explain_cmd(
     """Attribute a change between two periods to drivers and dimension values. / 指标变动归因。"""
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = explain(wh, reg, name, parse_period(period_a), parse_period(period_b), by)
     emit(res, fmt, title=t("metrics.explain.title", name=res.label, method=res.method or "-"))
 
@@ -181,7 +181,7 @@ def whatif_cmd(
     reg = load_registry(s)
     p = _period(period, s)
     changes = dict(parse_change(x) for x in sets)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = whatif(wh, reg, name, p, changes)
     if save:
         path = save_scenario(s, Scenario(name=save, metric=name, period=p.label(), changes=res.changes, description=description))
@@ -202,7 +202,7 @@ def goalseek_cmd(
     s = settings_for(project)
     reg = load_registry(s)
     p = _period(period, s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = goal_seek(wh, reg, name, p, goal, driver)
     emit(res, fmt, title=t("metrics.goalseek.title", name=name, driver=res.driver))
 
@@ -214,7 +214,7 @@ def sensitivity_cmd(
     """How much each driver moves the metric. / 敏感性分析。"""
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = sensitivity(wh, reg, name, _period(period, s))
     emit(res, fmt, title=t("metrics.sensitivity.title", name=name))
 
@@ -228,7 +228,7 @@ def scenarios_cmd(
     """Compare saved what-if scenarios. / 情景对比。"""
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = compare_scenarios(wh, reg, s, names)
     emit(res, fmt, title=t("metrics.scenario.title", name=res.metric))
 
@@ -243,7 +243,7 @@ def targets_cmd(
     s = settings_for(project)
     reg = load_registry(s)
     day = _date(as_of, _yesterday(s))
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = plan_vs_actual(wh, reg, load_targets(s, reg), day)
     emit(res, fmt, title=t("metrics.targets.title", day=day.isoformat()))
 
@@ -264,7 +264,7 @@ def anomalies_cmd(
     reg = load_registry(s)
     to = _date(end, _yesterday(s))
     frm = _date(start, to - dt.timedelta(days=13))
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         pts = anomalies(wh, reg, name, frm, to, by, weeks, threshold)
     from yunying.cli.common import render_rows
 
@@ -295,7 +295,7 @@ def check_cmd(
     reg = load_registry(s)
     rules, file_hook = load_alerts(s, reg)
     day = _date(as_of, _yesterday(s))
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         report = check_alerts(wh, reg, rules, day, load_targets(s, reg))
     url = webhook or file_hook
     if report.fired and url:
@@ -324,6 +324,6 @@ def vintage_cmd(
     """Credit vintage curves by disbursement month. / 账龄分析。"""
     s = settings_for(project)
     day = _date(as_of, _yesterday(s))
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = vintage(wh, _date(start, day), _date(end, day), mobs, dpd, day)
     emit(res, fmt, title=t("metrics.vintage.title", dpd=dpd))
