@@ -68,6 +68,7 @@ def test_create_list_assign_analyze(tmp_path: Path) -> None:
 
 
 def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
+    make_project(tmp_path)
     p = str(tmp_path)
     cases = [
         (["experiment", "create", "x", "-p", p, "--variants", "a:1"], "experiments.bad_variants"),

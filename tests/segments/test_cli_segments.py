@@ -60,6 +60,7 @@ def test_segment_and_tag_commands(tmp_path: Path) -> None:
 
 
 def test_bad_rule_is_a_clear_error(tmp_path: Path) -> None:
+    make_project(tmp_path)
     r = runner.invoke(
         app, ["segment", "preview", "--rule", "{and: [{event: {name: x, times: 0}}]}", "--project", str(tmp_path)]
     )

@@ -125,6 +125,7 @@ def test_bad_input_gets_a_translated_message_not_a_traceback(
     tmp_path: Path, args: list[str], en: str, zh: str | None
 ) -> None:
     (tmp_path / "x.csv").write_text("event_id,event,user_id,ts\n", encoding="utf-8")
+    make_project(tmp_path / "proj")
     args = [a.replace("x.csv", str(tmp_path / "x.csv")) for a in args]
     for lang, want in (("en", en), ("zh_CN", zh)):
         if want is None:
