@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-
 from tests.web.bulk import bulk_project  # noqa: E402
 from tests.web.server import YUNYING, Server  # noqa: E402
+
 from yunying.appdb import open_appdb  # noqa: E402
 from yunying.web.accounts import create_api_key  # noqa: E402
 
