@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,12 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from yunying.errors import YunyingError
+
+# Called once when a warehouse connection starts waiting for the DuckDB file held by
+# another process (unless the caller passed its own ``on_wait``): the CLI sets it to say
+# "waiting for the warehouse"; the server leaves it unset. Here, not in the engine, so
+# that setting it costs a command no import.
+on_warehouse_wait: Callable[[], None] | None = None
 
 CONFIG_FILE = "yunying.toml"
 DATA_DIR = ".yunying"

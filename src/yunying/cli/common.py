@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from yunying import config
 from yunying.config import CONFIG_FILE, Settings, load_settings, project_dir_default
 from yunying.errors import YunyingError
 from yunying.i18n import set_language, t
@@ -62,6 +63,7 @@ def settings_for(project: Path | None, create: bool = False) -> Settings:
     set_language(os.environ.get("YUNYING_LANGUAGE") or s.language)
     if not create and not (s.project_dir / CONFIG_FILE).is_file():
         raise YunyingError("cli.no_project", path=str(s.project_dir))
+    config.on_warehouse_wait = _waiting_notice  # every command says why it waits for the file
     return s
 
 

@@ -18,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from yunying import config
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.warehouse.contracts import CONTRACTS, SQL_TYPES, Contract
@@ -186,8 +187,9 @@ class Warehouse:
                     raise YunyingError(
                         "warehouse.busy", path=str(self.settings.warehouse_path), seconds=f"{self.lock_wait:g}"
                     ) from e
-                if not told and self.on_wait is not None:
-                    self.on_wait()
+                notice = self.on_wait or config.on_warehouse_wait
+                if not told and notice is not None:
+                    notice()
                 told = True
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
