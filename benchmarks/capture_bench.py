@@ -118,6 +118,7 @@ def baseline(project: Path, batches: int) -> float:
 
 def capture_bench(args: argparse.Namespace) -> dict[str, float]:
     project = Path(tempfile.mkdtemp(prefix="yy-capture-bench-"))
+    (project / "yunying.toml").write_text("# capture benchmark\n", encoding="utf-8")  # serve needs a project
     settings = load_settings(project)
     key = create_api_key(open_appdb(settings), "bench", "capture")[1]
     base = baseline(project, min(400, args.batches))

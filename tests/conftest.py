@@ -34,9 +34,19 @@ def _english() -> Iterator[None]:
     set_language(None)
 
 
+def make_project(folder: Path) -> Settings:
+    """A project folder as ``yunying init`` leaves it (the CLI refuses one without
+    ``yunying.toml``), with the default settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "yunying.toml"
+    if not cfg.exists():
+        cfg.write_text("# test project: every setting at its default\n", encoding="utf-8")
+    return load_settings(folder)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(tmp_path)
+    return make_project(tmp_path)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,12 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from yunying.errors import YunyingError
+
+# Called once when a warehouse connection starts waiting for the DuckDB file held by
+# another process (unless the caller passed its own ``on_wait``): the CLI sets it to say
+# "waiting for the warehouse"; the server leaves it unset. Here, not in the engine, so
+# that setting it costs a command no import.
+on_warehouse_wait: Callable[[], None] | None = None
 
 CONFIG_FILE = "yunying.toml"
 DATA_DIR = ".yunying"
@@ -33,6 +40,9 @@ class WarehouseSettings(BaseModel):
     clickhouse_url: str = "http://localhost:8123/default"
     threads: int | None = None
     memory_limit: str | None = None
+    # Seconds a command waits while another process (the server's flush, an import) holds
+    # the DuckDB file; 0 fails at once.
+    lock_wait: float = Field(default=30.0, ge=0, le=3600)
 
 
 class AppDbSettings(BaseModel):
@@ -64,6 +74,12 @@ class WebSettings(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     secret_key: str = ""
     session_max_age: int = 14 * 24 * 3600
+    # What one request may ask of the warehouse (docs/configuration.md#web).
+    query_timeout: float = Field(default=30.0, gt=0, le=3600)
+    max_query_cells: int = Field(default=250_000, ge=1)
+    max_response_bytes: int = Field(default=10_000_000, ge=1024)
+    # Seconds a request waits while another process writes the warehouse, then 503.
+    lock_wait: float = Field(default=5.0, ge=0, le=600)
 
 
 class Settings(BaseSettings):
@@ -177,6 +193,9 @@ path = ".yunying/warehouse.duckdb"
 lake_path = ".yunying/lake"
 spark_master = "local[2]"
 clickhouse_url = "http://localhost:8123/default"
+# Seconds a command waits while another process (the server's flush, an import) holds
+# the DuckDB file; 0 = fail at once.
+lock_wait = 30.0
 
 [appdb]
 # SQLAlchemy URL for application state; empty = SQLite at .yunying/app.db.
@@ -206,4 +225,11 @@ trusted_proxies = []
 # Secret for session cookies; empty = generated and stored in .yunying/secret_key.
 secret_key = ""
 session_max_age = 1209600
+# What one request may ask of the warehouse: seconds before the query is cancelled,
+# periods x groups x steps it may compute, and bytes its answer may take.
+query_timeout = 30.0
+max_query_cells = 250000
+max_response_bytes = 10000000
+# Seconds a request waits while another process writes the warehouse, then 503.
+lock_wait = 5.0
 """

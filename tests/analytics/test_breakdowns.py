@@ -37,11 +37,11 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from tests.analytics._data import load
+from tests.conftest import make_project
 from yunying.analytics.common import OTHER, Breakdown, DateRange
 from yunying.analytics.retention import RetentionQuery, RetentionResult, run_retention
 from yunying.analytics.stickiness import StickinessQuery, run_stickiness
 from yunying.cli import app
-from yunying.config import load_settings
 from yunying.errors import YunyingError
 from yunying.warehouse.engine import Warehouse
 
@@ -335,7 +335,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    w = Warehouse(load_settings(tmp_path), "duckdb")
+    w = Warehouse(make_project(tmp_path), "duckdb")
     load(w, ROWS)
     w.close()
     return tmp_path

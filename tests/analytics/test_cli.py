@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.analytics._data import load
+from tests.conftest import make_project
 from yunying.cli import app
 from yunying.cli.analytics import parse_filter
-from yunying.config import load_settings
 from yunying.errors import YunyingError
 from yunying.warehouse.engine import Warehouse
 
@@ -24,7 +24,7 @@ RANGE = ["--from", "2024-03-04", "--to", "2024-03-10"]
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    wh = Warehouse(load_settings(tmp_path), "duckdb")
+    wh = Warehouse(make_project(tmp_path), "duckdb")
     load(wh)
     wh.close()
     return tmp_path

@@ -172,9 +172,9 @@ def cdnow_orders() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def cdnow_project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from yunying.config import load_settings
+    from tests.conftest import make_project
 
-    s = load_settings(tmp_path_factory.mktemp("cdnow"))
+    s = make_project(tmp_path_factory.mktemp("cdnow"))
     with Warehouse(s, "duckdb") as wh:
         wh.append_arrow("orders", cdnow_orders())
     return s

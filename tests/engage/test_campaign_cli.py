@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.conftest import make_project
 from yunying.cli import app
-from yunying.config import load_settings
 from yunying.errors import YunyingError
 from yunying.warehouse.engine import open_warehouse
 
@@ -25,7 +25,7 @@ def run(*args: str) -> dict:  # type: ignore[type-arg]
 
 def test_campaign_commands(tmp_path: Path) -> None:
     p = ["--project", str(tmp_path)]
-    with open_warehouse(load_settings(tmp_path)) as wh:
+    with open_warehouse(make_project(tmp_path)) as wh:
         add_users(wh, 0, 200)
     seg = tmp_path / "seg.yaml"
     seg.write_text("name: app_users\nrule: {property: {field: channel, value: app}}\n", encoding="utf-8")

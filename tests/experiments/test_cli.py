@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 from typer.testing import CliRunner
 
+from tests.conftest import make_project
 from yunying.cli import app
-from yunying.config import load_settings
 from yunying.errors import YunyingError
 from yunying.warehouse.engine import Warehouse
 
@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def _users(project: Path, n: int) -> None:
-    with Warehouse(load_settings(project), "duckdb") as wh:
+    with Warehouse(make_project(project), "duckdb") as wh:
         wh.append_arrow(
             "users",
             pa.table({
@@ -68,6 +68,7 @@ def test_create_list_assign_analyze(tmp_path: Path) -> None:
 
 
 def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
+    make_project(tmp_path)
     p = str(tmp_path)
     cases = [
         (["experiment", "create", "x", "-p", p, "--variants", "a:1"], "experiments.bad_variants"),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.conftest import make_project
 from yunying.cli import app
-from yunying.config import load_settings
 from yunying.errors import YunyingError
 from yunying.warehouse.engine import open_warehouse
 
@@ -20,7 +20,7 @@ AS_OF = ["--as-of", "2026-10-31 08:00:00"]  # local time = 00:00 UTC
 
 def test_segment_and_tag_commands(tmp_path: Path) -> None:
     p = ["--project", str(tmp_path)]
-    with open_warehouse(load_settings(tmp_path)) as wh:
+    with open_warehouse(make_project(tmp_path)) as wh:
         load(wh)
     users = tmp_path / "vip.csv"
     users.write_text("user_id\nu1\nu3\n", encoding="utf-8")
@@ -60,6 +60,7 @@ def test_segment_and_tag_commands(tmp_path: Path) -> None:
 
 
 def test_bad_rule_is_a_clear_error(tmp_path: Path) -> None:
+    make_project(tmp_path)
     r = runner.invoke(
         app, ["segment", "preview", "--rule", "{and: [{event: {name: x, times: 0}}]}", "--project", str(tmp_path)]
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_project
 from yunying.cli.importing import parse_maps
 from yunying.errors import YunyingError
 
@@ -37,6 +38,7 @@ def cli_subprocess(*args: str, lang: str = "en") -> subprocess.CompletedProcess[
 
 def test_import_show_export_reimport(tmp_path: Path) -> None:
     p = str(tmp_path / "proj")
+    make_project(tmp_path / "proj")
     data = tmp_path / "users.csv"
     data.write_text(
         "uid,first_seen,channel\nu1,2024-01-01 08:00,seo\nu2,not a date,ads\nu1,2024-01-01,x\n",
@@ -101,6 +103,7 @@ def cli(*args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
 def test_the_command_runs_as_a_program(tmp_path: Path) -> None:
     data = tmp_path / "e.csv"
     data.write_text("event_id,event,user_id,ts\ne1,view,u1,1704103200\ne2,view,u2,x\n", encoding="utf-8")
+    make_project(tmp_path / "p")
     r = cli_subprocess("import", "events", str(data), "-p", str(tmp_path / "p"), "-o", "json")
     assert r.returncode == 0, r.stderr
     f = json.loads(r.stdout)["files"][0]
@@ -122,6 +125,7 @@ def test_bad_input_gets_a_translated_message_not_a_traceback(
     tmp_path: Path, args: list[str], en: str, zh: str | None
 ) -> None:
     (tmp_path / "x.csv").write_text("event_id,event,user_id,ts\n", encoding="utf-8")
+    make_project(tmp_path / "proj")
     args = [a.replace("x.csv", str(tmp_path / "x.csv")) for a in args]
     for lang, want in (("en", en), ("zh_CN", zh)):
         if want is None:

@@ -62,9 +62,9 @@ def seed(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """One project per test module: signing in (argon2) is deliberately slow."""
-    from yunying.config import load_settings
+    from tests.conftest import make_project
 
-    settings = load_settings(tmp_path_factory.mktemp("web"))
+    settings = make_project(tmp_path_factory.mktemp("web"))
     seed(settings)
     url = open_appdb(settings)
     for role in ROLES:

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from tests.conftest import make_project
 from tests.web.server import YUNYING, free_port
 from yunying.cli import app
-from yunying.config import load_settings
 from yunying.web.accounts import authenticate, key_principal
 from yunying.web.capture import Journal, journal_path
 
@@ -25,11 +25,12 @@ def run(*args: str) -> str:
 
 
 def test_user_and_key_commands(tmp_path: Path) -> None:
+    make_project(tmp_path)
     p = ["--project", str(tmp_path)]
     assert "Added ana@example.com (analyst)" in run("user", "add", "ana@example.com", "--role", "analyst", "--password", "s3cret-pass", *p)
     out = run("user", "list", *p, "--format", "csv")
     assert "ana@example.com,analyst,True" in out
-    url = load_settings(tmp_path).appdb_url
+    url = make_project(tmp_path).appdb_url
     assert authenticate(url, "ana@example.com", "s3cret-pass") is not None
     run("user", "disable", "ana@example.com", *p)
     assert authenticate(url, "ana@example.com", "s3cret-pass") is None
@@ -51,7 +52,7 @@ def test_user_and_key_commands(tmp_path: Path) -> None:
 
 
 def test_capture_flush_command(tmp_path: Path) -> None:
-    s = load_settings(tmp_path)
+    s = make_project(tmp_path)
     j = Journal(journal_path(s))
     j.write([("k1", "view", "u1", "2026-01-01 00:00:00", None, None, '{"a":1}')])
     j.close()
@@ -62,6 +63,7 @@ def test_capture_flush_command(tmp_path: Path) -> None:
 
 
 def test_serve_demo_prints_url_and_sign_in(tmp_path: Path) -> None:
+    make_project(tmp_path)
     port = free_port()
     proc = subprocess.Popen(
         [YUNYING, "serve", "--project", str(tmp_path), "--port", str(port), "--demo", "--flush-interval", "0"],
@@ -76,7 +78,7 @@ def test_serve_demo_prints_url_and_sign_in(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 time.sleep(0.3)
         assert healthy
-        assert authenticate(load_settings(tmp_path).appdb_url, "demo@yunying.local", "yunying-demo") is not None
+        assert authenticate(make_project(tmp_path).appdb_url, "demo@yunying.local", "yunying-demo") is not None
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode()

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import make_project
 from tests.web.server import Server
-from yunying.config import load_settings
 from yunying.warehouse.engine import Warehouse
 from yunying.web.accounts import create_api_key
 from yunying.web.capture import Journal, flush, journal_path
@@ -39,7 +39,7 @@ def _sender(url: str, key: str, worker: int, acked: list[str], sent: list[list[d
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path)
+    settings = make_project(tmp_path)
     from yunying.appdb import open_appdb
 
     key = create_api_key(open_appdb(settings), "sdk", "capture")[1]

@@ -31,11 +31,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
+from yunying.analytics.common import (
+    QUERY_CONFIG,
+    QueryDate,
+    engine_of,
+    local_midnight_utc,
+    local_ts,
+)
 from yunying.errors import YunyingError
 from yunying.i18n import t
 
@@ -488,11 +494,11 @@ def _check_rft(x: Arr, t_x: Arr, T: Arr) -> None:
 class ClvQuery(BaseModel):
     """Fit on orders up to ``calibration_end`` (inclusive, local day) and predict ahead."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = QUERY_CONFIG
 
-    calibration_end: date | None = None  # default: the day of the latest paid order
-    calibration_start: date | None = None  # customers whose first order is from this day
-    holdout_end: date | None = None  # validate on (calibration_end, holdout_end]
+    calibration_end: QueryDate | None = None  # default: the day of the latest paid order
+    calibration_start: QueryDate | None = None  # customers whose first order is from this day
+    holdout_end: QueryDate | None = None  # validate on (calibration_end, holdout_end]
     period: Period = "week"
     horizon: float = Field(default=52.0, gt=0, le=10000)  # periods for expected purchases
     months: int = Field(default=12, ge=1, le=600)  # CLV horizon in months

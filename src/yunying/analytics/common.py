@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from yunying import csvsafe
 from yunying.errors import YunyingError
@@ -64,14 +64,35 @@ def _spark_json_str(doc: str, path: str) -> str:  # type: ignore[empty-body]
 # models
 # ---------------------------------------------------------------------------------------
 
+# Every date a query names lies in this span (docs/analytics.md): older or later days hold
+# no data, and the year 1 or 9999 would overflow the engines' time arithmetic.
+MIN_DATE = date(1970, 1, 1)
+MAX_DATE = date(2199, 12, 31)
+# Query models refuse unknown fields (a misspelt option must not be silently ignored)
+# and NaN/Infinity in any number.
+QUERY_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+MAX_FILTERS = 50
+MAX_VALUES = 1000
+NAME_MAX = 256
+
+
+def _in_date_span(d: date) -> date:
+    if not MIN_DATE <= d <= MAX_DATE:
+        raise ValueError(f"date {d.isoformat()} is outside {MIN_DATE.isoformat()}..{MAX_DATE.isoformat()}")
+    return d
+
+
+QueryDate = Annotated[date, AfterValidator(_in_date_span)]
+EventName = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+
 
 class DateRange(BaseModel):
     """Inclusive calendar dates in the project time zone (``from`` .. ``to``)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    from_: date = Field(alias="from")
-    to: date
+    from_: QueryDate = Field(alias="from")
+    to: QueryDate
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
@@ -91,7 +112,9 @@ class DateRange(BaseModel):
 class PropertyFilter(BaseModel):
     """``property operator value``; the property is an event column or a JSON key."""
 
-    property: str
+    model_config = QUERY_CONFIG
+
+    property: str = Field(max_length=NAME_MAX)
     operator: Operator = "eq"
     value: Scalar | list[Scalar] | None = None
 
@@ -101,6 +124,8 @@ class PropertyFilter(BaseModel):
         if self.operator in ("in", "not_in"):
             if not isinstance(self.value, list) or not self.value:
                 raise ValueError(f"operator '{self.operator}' needs a non-empty list value")
+            if len(self.value) > MAX_VALUES:
+                raise ValueError(f"operator '{self.operator}' takes at most {MAX_VALUES} values")
         elif self.operator in ("is_set", "is_not_set"):
             pass
         elif self.value is None or isinstance(self.value, list):
@@ -118,7 +143,9 @@ class Breakdown(BaseModel):
     operations people ask for first.
     """
 
-    property: str
+    model_config = QUERY_CONFIG
+
+    property: str = Field(max_length=NAME_MAX)
     limit: int = Field(default=10, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -137,7 +164,7 @@ def _is_number(v: object) -> bool:
 
 
 def check_property(name: str) -> str:
-    if not _PROPERTY_RE.match(name):
+    if not isinstance(name, str) or not _PROPERTY_RE.fullmatch(name):
         raise ValueError(f"invalid property name {name!r} (letters, digits, _ and - only)")
     return name
 
@@ -390,8 +417,10 @@ def period_of_date(d: date, grain: str) -> int:
 class EventSpec(BaseModel):
     """An event name (None = any event) narrowed by property filters."""
 
-    event: str | None = None
-    filters: list[PropertyFilter] = Field(default_factory=list)
+    model_config = QUERY_CONFIG
+
+    event: EventName | None = None
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
 
 
 def event_cond(engine: str, t: ir.Table, spec: EventSpec) -> ir.BooleanValue:

@@ -38,7 +38,9 @@ from pydantic import BaseModel, Field
 
 from yunying.analytics import kernels
 from yunying.analytics.common import (
+    MAX_FILTERS,
     OTHER,
+    QUERY_CONFIG,
     Breakdown,
     DateRange,
     Grain,
@@ -68,12 +70,17 @@ from yunying.i18n import t as tr
 FunnelMode = Literal["ordered", "strict", "unordered"]
 
 
+MAX_WINDOW_DAYS = 366
+
+
 class FunnelStep(BaseModel):
     """One step: an event name, optionally narrowed by property filters."""
 
+    model_config = QUERY_CONFIG
+
     event: str = Field(min_length=1, max_length=256)
-    filters: list[PropertyFilter] = Field(default_factory=list)
-    label: str | None = None
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
+    label: str | None = Field(default=None, max_length=256)
 
     @property
     def name(self) -> str:
@@ -83,14 +90,16 @@ class FunnelStep(BaseModel):
 class FunnelQuery(BaseModel):
     """A funnel: step-1 events fall in ``dates``; later steps may run ``window`` past ``to``."""
 
+    model_config = QUERY_CONFIG
+
     steps: list[FunnelStep] = Field(min_length=2, max_length=20)
     dates: DateRange
-    window_days: int = Field(default=14, ge=0, le=366)
-    # Overrides window_days when set (ClickHouse's window is in seconds).
-    window_seconds: int | None = Field(default=None, ge=0)
+    window_days: int = Field(default=14, ge=0, le=MAX_WINDOW_DAYS)
+    # Overrides window_days when set (ClickHouse's window is in seconds); the same bound.
+    window_seconds: int | None = Field(default=None, ge=0, le=MAX_WINDOW_DAYS * 86400)
     mode: FunnelMode = "ordered"
-    filters: list[PropertyFilter] = Field(default_factory=list)
-    exclusions: list[FunnelStep] = Field(default_factory=list)
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
+    exclusions: list[FunnelStep] = Field(default_factory=list, max_length=20)
     breakdown: Breakdown | None = None
     interval: Grain | None = None
     time_to_convert: bool = True

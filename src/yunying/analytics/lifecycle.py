@@ -16,7 +16,10 @@ import ibis.expr.types as ir
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
+    MAX_FILTERS,
+    QUERY_CONFIG,
     DateRange,
+    EventName,
     EventSpec,
     Grain,
     PropertyFilter,
@@ -36,11 +39,13 @@ STAGES: tuple[Stage, ...] = ("new", "returning", "resurrecting", "dormant")
 
 
 class LifecycleQuery(BaseModel):
-    event: str | None = None  # None = any event
-    event_filters: list[PropertyFilter] = Field(default_factory=list)
+    model_config = QUERY_CONFIG
+
+    event: EventName | None = None  # None = any event
+    event_filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     grain: Grain = "week"
     dates: DateRange
-    filters: list[PropertyFilter] = Field(default_factory=list)
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
 
 
 class LifecyclePeriod(BaseModel):

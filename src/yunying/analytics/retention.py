@@ -33,9 +33,12 @@ from pydantic import BaseModel, Field
 
 from yunying.analytics import kernels
 from yunying.analytics.common import (
+    MAX_FILTERS,
     OTHER,
+    QUERY_CONFIG,
     Breakdown,
     DateRange,
+    EventName,
     EventSpec,
     PropertyFilter,
     apply_filters,
@@ -70,16 +73,18 @@ SUMMARY_DAYS = (1, 7, 30)
 class RetentionQuery(BaseModel):
     """Cohorts start in ``dates``; return events are counted up to ``periods`` later."""
 
-    start_event: str = Field(min_length=1)
-    start_filters: list[PropertyFilter] = Field(default_factory=list)
-    return_event: str | None = None  # None = any event
-    return_filters: list[PropertyFilter] = Field(default_factory=list)
+    model_config = QUERY_CONFIG
+
+    start_event: EventName
+    start_filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
+    return_event: EventName | None = None  # None = any event
+    return_filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     cohort: CohortBy = "first_ever"
     period: RetentionPeriod = "day"
     periods: int = Field(default=7, ge=1, le=400)
     method: Literal["classic", "rolling"] = "classic"
     dates: DateRange
-    filters: list[PropertyFilter] = Field(default_factory=list)
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     breakdown: Breakdown | None = None  # property of the start event that formed the cohort
 
 

@@ -27,9 +27,15 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from yunying.analytics.common import engine_of, local_midnight_utc, local_ts
+from yunying.analytics.common import (
+    QUERY_CONFIG,
+    QueryDate,
+    engine_of,
+    local_midnight_utc,
+    local_ts,
+)
 from yunying.errors import YunyingError
 from yunying.i18n import t
 
@@ -87,9 +93,9 @@ class RfmThresholds(BaseModel):
 class RfmQuery(BaseModel):
     """RFM as of ``as_of`` (inclusive, project time zone) over ``lookback_days`` days."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = QUERY_CONFIG
 
-    as_of: date | None = None  # default: the day of the latest paid order
+    as_of: QueryDate | None = None  # default: the day of the latest paid order
     lookback_days: int = Field(default=365, ge=1, le=36500)
     threshold: Threshold = "mean"
     # Only with threshold="custom"; all three are needed.

@@ -20,9 +20,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from yunying.analytics.common import (
+    MAX_FILTERS,
     OTHER,
+    QUERY_CONFIG,
     Breakdown,
     DateRange,
+    EventName,
     EventSpec,
     PropertyFilter,
     apply_filters,
@@ -39,11 +42,13 @@ from yunying.i18n import t as tr
 
 
 class StickinessQuery(BaseModel):
-    event: str | None = None
-    event_filters: list[PropertyFilter] = Field(default_factory=list)
+    model_config = QUERY_CONFIG
+
+    event: EventName | None = None
+    event_filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     period: Literal["week", "month"] = "week"
     dates: DateRange
-    filters: list[PropertyFilter] = Field(default_factory=list)
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     breakdown: Breakdown | None = None  # property of the active events
 
 

@@ -15,13 +15,17 @@ import ibis.expr.types as ir
 from pydantic import BaseModel, Field, model_validator
 
 from yunying.analytics.common import (
+    MAX_FILTERS,
     OTHER,
+    QUERY_CONFIG,
     Breakdown,
     DateRange,
+    EventName,
     Grain,
     PropertyFilter,
     apply_filters,
     breakdown_column,
+    check_property,
     engine_of,
     events_in_range,
     period_index,
@@ -42,18 +46,22 @@ ACTIVE = {"dau": 1, "wau": 7, "mau": 30}
 class TrendsQuery(BaseModel):
     """``measure`` of ``event`` (None = any event) per ``grain`` over ``dates``."""
 
-    event: str | None = None
+    model_config = QUERY_CONFIG
+
+    event: EventName | None = None
     measure: Measure = "count"
-    property: str | None = None  # numeric property for sum/avg/min/max/pNN
+    property: str | None = Field(default=None, max_length=64)  # numeric property for sum/avg/min/max/pNN
     grain: Grain = "day"
     dates: DateRange
-    filters: list[PropertyFilter] = Field(default_factory=list)
+    filters: list[PropertyFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     breakdown: Breakdown | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TrendsQuery:
         if self.measure in NUMERIC and not self.property:
             raise ValueError(f"measure '{self.measure}' needs a numeric property")
+        if self.property is not None:
+            check_property(self.property)
         if self.measure in ACTIVE and self.grain != "day":
             raise ValueError(f"measure '{self.measure}' is computed per day (grain 'day')")
         return self

@@ -16,7 +16,15 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from yunying import clock, timeexpr
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    read_warehouse,
+    settings_for,
+)
 from yunying.errors import YunyingError
 from yunying.i18n import t
 
@@ -164,7 +172,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Event counts, users, revenue, DAU/WAU/MAU over time. / 趋势分析。"""
         from yunying.analytics.trends import TrendsQuery, run_trends
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -172,7 +179,7 @@ def register(app: typer.Typer) -> None:
             dates=_dates(frm, to, s.timezone, span), filters=_filters(where),
             breakdown={"property": by, "limit": limit} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             emit(run_trends(wh, q), fmt)
 
     @app.command("funnel")
@@ -197,7 +204,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Funnel conversion, drop-off and time to convert. / 漏斗分析。"""
         from yunying.analytics.funnels import FunnelQuery, export_funnel_users, run_funnel
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -206,7 +212,7 @@ def register(app: typer.Typer) -> None:
             dates=_dates(frm, to, s.timezone, span), filters=_filters(where),
             breakdown={"property": by} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 _exported(export_funnel_users(wh, q, export_step, str(export_users), converted), export_users)
                 return
@@ -248,7 +254,6 @@ def register(app: typer.Typer) -> None:
             export_retention_users,
             run_retention,
         )
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
@@ -258,7 +263,7 @@ def register(app: typer.Typer) -> None:
         )
         if export_users is not None and q.breakdown is not None:
             raise YunyingError("retention.export_breakdown")
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 label = export_cohort or q.dates.from_.isoformat()
                 n = export_retention_users(wh, q, label, export_period, str(export_users), not lost)
@@ -300,14 +305,13 @@ def register(app: typer.Typer) -> None:
             export_lifecycle_users,
             run_lifecycle,
         )
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
             LifecycleQuery, event=event, grain=grain, dates=_dates(frm, to, s.timezone, span),
             filters=_filters(where),
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             if export_users is not None:
                 label = period_label
                 if label is None:
@@ -334,14 +338,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """How many days per week/month users were active. / 用户粘性。"""
         from yunying.analytics.stickiness import StickinessQuery, run_stickiness
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         q = build(
             StickinessQuery, event=event, period=period, dates=_dates(frm, to, s.timezone, span),
             filters=_filters(where), breakdown={"property": by, "limit": limit} if by else None,
         )
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             res = run_stickiness(wh, q)
             emit(res, fmt)
             if fmt == OutputFormat.table:

@@ -10,7 +10,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
@@ -25,6 +26,7 @@ from yunying.i18n import set_language, t
 
 if TYPE_CHECKING:
     from yunying.config import Settings
+    from yunying.warehouse.engine import Warehouse
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,15 +52,43 @@ FormatOpt = Annotated[
 ]
 
 
-def settings_for(project: Path | None) -> Settings:
-    from yunying.config import (  # pydantic-settings: not for --help
-        load_settings,
-        project_dir_default,
-    )
+def settings_for(project: Path | None, create: bool = False) -> Settings:
+    """The project's settings. Only ``init`` and ``demo`` (``create=True``) accept a folder
+    without ``yunying.toml``: anywhere else a misspelt ``--project`` would silently start
+    an empty project, or write ``.yunying`` into a system folder."""
+    from yunying import config  # pydantic-settings: not for --help
+    from yunying.config import CONFIG_FILE, load_settings, project_dir_default
 
-    s = load_settings(project if project is not None else project_dir_default())
+    folder = project if project is not None else project_dir_default()
+    s = load_settings(folder)
     set_language(os.environ.get("YUNYING_LANGUAGE") or s.language)
+    if not create and not (s.project_dir / CONFIG_FILE).is_file():
+        raise YunyingError("cli.no_project", path=str(s.project_dir))
+    config.on_warehouse_wait = _waiting_notice  # every command says why it waits for the file
     return s
+
+
+def _waiting_notice() -> None:
+    err_console.print(f"[yellow]{t('warehouse.waiting')}[/]")
+
+
+@contextmanager
+def read_warehouse(s: Settings) -> Iterator[Warehouse]:
+    """The warehouse read-only: it opens beside ``yunying serve`` and other readers, and
+    waits (saying so) while a writer holds it; see docs/web.md."""
+    from yunying.warehouse.engine import open_warehouse
+
+    with open_warehouse(s, read_only=True, on_wait=_waiting_notice) as wh:
+        yield wh
+
+
+@contextmanager
+def write_warehouse(s: Settings) -> Iterator[Warehouse]:
+    """The warehouse read-write, waiting (saying so) while the server or a reader holds it."""
+    from yunying.warehouse.engine import open_warehouse
+
+    with open_warehouse(s, on_wait=_waiting_notice) as wh:
+        yield wh
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from yunying.cli.common import (
     ProjectOpt,
     console,
     emit,
+    read_warehouse,
     render_rows,
     settings_for,
 )
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
         """Write a commented yunying.toml into the project folder. / 初始化项目配置。"""
         from yunying.config import CONFIG_FILE, CONFIG_TEMPLATE
 
-        s = settings_for(project)
+        s = settings_for(project, create=True)
         path = s.project_dir / CONFIG_FILE
         if path.exists():
             console.print(t("cli.init.exists", path=str(path)))
@@ -75,11 +76,10 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(project: ProjectOpt = None, fmt: FormatOpt = OutputFormat.table) -> None:
         """Tables, row counts, date ranges and quarantine. / 数据状态。"""
-        from yunying.warehouse.engine import open_warehouse
         from yunying.warehouse.status import warehouse_status
 
         s = settings_for(project)
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             emit(warehouse_status(wh), fmt)
 
     data = typer.Typer(

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, console, emit, settings_for
+from yunying.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    ProjectOpt,
+    console,
+    emit,
+    read_warehouse,
+    settings_for,
+    write_warehouse,
+)
 from yunying.i18n import t
 
 if TYPE_CHECKING:
@@ -42,9 +51,8 @@ def register(app: typer.Typer) -> None:
         from yunying.demo.generator import spec_experiment, yesterday
         from yunying.experiments.spec import save as save_experiment
         from yunying.warehouse.contracts import CONTRACTS
-        from yunying.warehouse.engine import open_warehouse
 
-        s = settings_for(project)
+        s = settings_for(project, create=True)
         s.project_dir.mkdir(parents=True, exist_ok=True)
         cfg = s.project_dir / CONFIG_FILE
         if not cfg.exists():
@@ -57,7 +65,7 @@ def register(app: typer.Typer) -> None:
             timezone=s.timezone,
             currency=s.currency,
         )
-        with open_warehouse(s) as wh:
+        with write_warehouse(s) as wh:
             for table in CONTRACTS:
                 wh.truncate(table)
             buffers: dict[str, list[pa.Table]] = {}
@@ -101,11 +109,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Operations overview: tables and headline figures. / 运营总览。"""
-        from yunying.warehouse.engine import open_warehouse
         from yunying.warehouse.overview import overview
 
         s = settings_for(project)
-        with open_warehouse(s) as wh:
+        with read_warehouse(s) as wh:
             result = overview(wh, s.timezone, as_of.date() if as_of else None)
         if fmt != OutputFormat.table:
             emit(result, fmt)

@@ -197,14 +197,14 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Assign eligible users and log their exposures. / 分流并记录曝光。"""
+        from yunying.cli.common import write_warehouse
         from yunying.experiments.assignment import assign_and_log, read_user_file
         from yunying.experiments.spec import load
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         spec = load(s, experiment_id)
         ids = read_user_file(users_file) if users_file is not None else None
-        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
+        with write_warehouse(s) as wh, err_console.status(t("experiments.working")):
             r = assign_and_log(s, wh, spec, ids, at)
         if r.eligible == 0:
             raise YunyingError("experiments.no_users", id=experiment_id)
@@ -230,9 +230,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Analyse an experiment: effects, intervals, SRM check. / 分析实验结果。"""
+        from yunying.cli.common import read_warehouse
         from yunying.experiments.analysis import AnalyzeQuery, run_analysis
         from yunying.experiments.spec import load
-        from yunying.warehouse.engine import open_warehouse
 
         s = settings_for(project)
         spec = load(s, experiment_id)
@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
                 "experiments.invalid", path="--options",
                 field=".".join(str(x) for x in first["loc"]), reason=first["msg"],
             ) from e
-        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
+        with read_warehouse(s) as wh, err_console.status(t("experiments.working")):
             result = run_analysis(wh, spec, q)
         if result.srm.mismatch and fmt == OutputFormat.table:
             err_console.print(

@@ -15,6 +15,7 @@ from yunying.cli.common import (
     console,
     emit,
     err_console,
+    read_warehouse,
     settings_for,
 )
 from yunying.errors import YunyingError
@@ -139,14 +140,13 @@ def compute_cmd(
     """Compute metrics per period. / 计算指标。"""
     from yunying.metrics.compute import compute
     from yunying.metrics.spec import load_registry
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     to = _date(end, _yesterday(s), s)
     frm = _date(start, to - dt.timedelta(days=29), s)
     g = grain or reg.get(names[0]).grain
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = compute(wh, reg, names, g, frm, to, by, use_cache=not no_cache)
     emit(res, fmt, title=t("metrics.compute.title", start=frm.isoformat(), end=to.isoformat(), grain=g))
 
@@ -163,11 +163,10 @@ def explain_cmd(
     """Attribute a change between two periods to drivers and dimension values. / 指标变动归因。"""
     from yunying.metrics.spec import load_registry
     from yunying.metrics.tree import explain
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = explain(wh, reg, name, _period(period_a, s), _period(period_b, s), by)
     emit(res, fmt, title=t("metrics.explain.title", name=res.label, method=res.method or "-"))
 
@@ -185,13 +184,12 @@ def whatif_cmd(
     """Simulate driver changes through the metric tree. / 经营指标变动模拟。"""
     from yunying.metrics.spec import load_registry
     from yunying.metrics.tree import Scenario, parse_change, save_scenario, whatif
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     p = _period(period, s)
     changes = dict(parse_change(x) for x in sets)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = whatif(wh, reg, name, p, changes)
     if save:
         path = save_scenario(s, Scenario(name=save, metric=name, period=p.label(), changes=res.changes, description=description))
@@ -211,12 +209,11 @@ def goalseek_cmd(
     """What value of a driver reaches a goal? / 目标反推。"""
     from yunying.metrics.spec import load_registry
     from yunying.metrics.tree import goal_seek
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     p = _period(period, s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = goal_seek(wh, reg, name, p, goal, driver)
     emit(res, fmt, title=t("metrics.goalseek.title", name=name, driver=res.driver))
 
@@ -228,11 +225,10 @@ def sensitivity_cmd(
     """How much each driver moves the metric. / 敏感性分析。"""
     from yunying.metrics.spec import load_registry
     from yunying.metrics.tree import sensitivity
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = sensitivity(wh, reg, name, _period(period, s))
     emit(res, fmt, title=t("metrics.sensitivity.title", name=name))
 
@@ -246,11 +242,10 @@ def scenarios_cmd(
     """Compare saved what-if scenarios. / 情景对比。"""
     from yunying.metrics.spec import load_registry
     from yunying.metrics.tree import compare_scenarios
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = compare_scenarios(wh, reg, s, names)
     emit(res, fmt, title=t("metrics.scenario.title", name=res.metric))
 
@@ -264,12 +259,11 @@ def targets_cmd(
     """Plan vs actual, gap and pacing forecast. / 目标达成与预测。"""
     from yunying.metrics.monitor import load_targets, plan_vs_actual
     from yunying.metrics.spec import load_registry
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     day = _date(as_of, _yesterday(s), s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = plan_vs_actual(wh, reg, load_targets(s, reg), day)
     emit(res, fmt, title=t("metrics.targets.title", day=day.isoformat()))
 
@@ -288,13 +282,12 @@ def anomalies_cmd(
     """Daily values scored against a same-weekday median/MAD baseline. / 异常检测。"""
     from yunying.metrics.monitor import anomalies
     from yunying.metrics.spec import load_registry
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     to = _date(end, _yesterday(s), s)
     frm = _date(start, to - dt.timedelta(days=13), s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         pts = anomalies(wh, reg, name, frm, to, by, weeks, threshold)
     from yunying.cli.common import render_rows
 
@@ -323,13 +316,12 @@ def check_cmd(
     """Evaluate the alert rules; exits 1 when any fired (for cron). / 检查告警。"""
     from yunying.metrics.monitor import check_alerts, load_alerts, load_targets, send_webhook
     from yunying.metrics.spec import load_registry
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     reg = load_registry(s)
     rules, file_hook = load_alerts(s, reg)
     day = _date(as_of, _yesterday(s), s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         report = check_alerts(wh, reg, rules, day, load_targets(s, reg))
     url = webhook or file_hook
     if report.fired and url:
@@ -357,10 +349,9 @@ def vintage_cmd(
 ) -> None:
     """Credit vintage curves by disbursement month. / 账龄分析。"""
     from yunying.metrics.vintage import vintage
-    from yunying.warehouse.engine import open_warehouse
 
     s = settings_for(project)
     day = _date(as_of, _yesterday(s), s)
-    with open_warehouse(s) as wh:
+    with read_warehouse(s) as wh:
         res = vintage(wh, _date(start, day, s), _date(end, day, s), mobs, dpd, day)
     emit(res, fmt, title=t("metrics.vintage.title", dpd=dpd))

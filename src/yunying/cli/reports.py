@@ -65,14 +65,14 @@ def register(app: typer.Typer) -> None:
         lang: LangOpt = None,
     ) -> None:
         """Experiment review: result in words, charts, next steps. / 实验复盘。"""
+        from yunying.cli.common import read_warehouse
         from yunying.experiments.spec import load
         from yunying.reports.experiment import experiment_report
-        from yunying.warehouse.engine import open_warehouse
 
         _check(fmt)
         s = settings_for(project)
         spec = load(s, experiment_id)
-        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
+        with read_warehouse(s) as wh, err_console.status(t("experiments.working")):
             doc = experiment_report(wh, spec, lang=lang or get_language())
         _write("experiment", spec.id, fmt, out, s.project_dir, doc)
 
@@ -86,11 +86,11 @@ def register(app: typer.Typer) -> None:
         by: Annotated[str, typer.Option(help="Users column or property for the per-segment view.")] = "channel",
     ) -> None:
         """Campaign review: lift vs holdout, cost, CPA, ROI, per tool. / 活动复盘。"""
+        from yunying.cli.common import read_warehouse
         from yunying.reports.campaign import campaign_report
-        from yunying.warehouse.engine import open_warehouse
 
         _check(fmt)
         s = settings_for(project)
-        with open_warehouse(s) as wh, err_console.status(t("experiments.working")):
+        with read_warehouse(s) as wh, err_console.status(t("experiments.working")):
             doc = campaign_report(s, wh, campaign_id, lang=lang or get_language(), segment_by=by)
         _write("campaign", campaign_id, fmt, out, s.project_dir, doc)

@@ -375,17 +375,30 @@ def parse_change(text: str) -> tuple[str, str]:
     return name.strip(), val.strip()
 
 
-def apply_change(base: float, spec: str) -> float:
-    """``+5%``/``-2%`` relative, ``+10``/``-3`` a delta, ``0.04`` an absolute value."""
+def apply_change(base: float, spec: str, name: str = "") -> float:
+    """``+5%``/``-2%`` relative, ``+10``/``-3`` a delta, ``0.04`` an absolute value.
+
+    NaN and infinity are refused, and so is a change that takes a value that is not
+    negative (a count, an amount, a rate) below zero: -100% is the floor.
+    """
     s = spec.strip().replace(" ", "")
     try:
-        if s.endswith("%"):
-            return base * (1 + float(s[:-1]) / 100)
-        if s[:1] in "+-":
-            return base + float(s)
-        return float(s)
+        number = float(s[:-1] if s.endswith("%") else s)
     except ValueError as e:
         raise YunyingError("metrics.bad_change", value=spec) from e
+    if not math.isfinite(number):
+        raise YunyingError("metrics.bad_change", value=spec)
+    if s.endswith("%"):
+        out = base * (1 + number / 100)
+    elif s[:1] in "+-":
+        out = base + number
+    else:
+        out = number
+    if not math.isfinite(out):
+        raise YunyingError("metrics.bad_change", value=spec)
+    if base >= 0 and out < 0:
+        raise YunyingError("metrics.change_negative", value=spec, name=name or "-", result=f"{out:,.6g}")
+    return out
 
 
 class NodeValue(BaseModel):
@@ -446,7 +459,7 @@ def whatif(
     for key, spec in changes.items():
         k = resolve_driver(model, name, key)
         resolved[k] = spec
-        over[k] = apply_change(model.base[k], spec)
+        over[k] = apply_change(model.base[k], spec, k)
     scen = model.evaluate(over)
     base = model.evaluate({})
     lang = get_language()
@@ -489,13 +502,15 @@ def goal_seek(
     model = model or build_model(wh, registry, name, period)
     driver = resolve_driver(model, name, driver)
     y0 = model.evaluate({})[name]
-    target = apply_change(y0, goal)
+    target = apply_change(y0, goal, name)
     x0 = model.base[driver]
 
     def f(x: float) -> float:
         return model.evaluate({driver: x})[name] - target
 
     x = _solve(f, x0)
+    if x is not None and (not math.isfinite(x) or (x0 >= 0 and x < 0)):
+        x = None  # a count, amount or rate cannot go below zero
     if x is None:
         raise YunyingError("metrics.goal_unreachable", name=name, driver=driver, goal=goal)
     return GoalSeekResult(

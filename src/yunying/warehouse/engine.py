@@ -8,11 +8,13 @@ ClickHouse from tables of the same names on its server.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from yunying import config
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.warehouse.contracts import CONTRACTS, SQL_TYPES, Contract
@@ -64,19 +66,48 @@ def arrow_schema(c: Contract) -> pa.Schema:
     return pa.schema([pa.field(col.name, types[col.type]) for col in c.columns])
 
 
+def is_lock_error(e: BaseException) -> bool:
+    """DuckDB's answer when another process holds the file (its lock is per process)."""
+    text = str(e).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def _is_config_clash(e: BaseException) -> bool:
+    """This process already has the file open read-write (DuckDB shares one instance)."""
+    return "different configuration" in str(e).lower()
+
+
 class Warehouse:
     """A connected warehouse. ``table(name)`` gives the Ibis table of a contract.
 
     On DuckDB the raw connection (``duck``) opens first and Ibis wraps it only when an
     expression needs it, so a command that only runs plain queries (``status``) never
     imports Ibis or pandas.
+
+    DuckDB lets one process hold the file read-write, or several hold it read-only. A
+    ``read_only`` warehouse (every analysis, status and overview) therefore shares the file
+    with other readers, in this process and others; a writer (import, flush, demo) waits
+    for the readers to close. While the file is held the other way, connecting retries for
+    up to ``lock_wait`` seconds (default ``warehouse.lock_wait``), calling ``on_wait``
+    once so that a command can say why it waits, then fails with ``warehouse.busy``.
     """
 
-    def __init__(self, settings: Settings, engine: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: str | None = None,
+        *,
+        read_only: bool = False,
+        lock_wait: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine or settings.warehouse.engine
         if self.engine not in ENGINES:
             raise YunyingError("warehouse.unknown_engine", engine=self.engine)
+        self.read_only = read_only
+        self.lock_wait = settings.warehouse.lock_wait if lock_wait is None else lock_wait
+        self.on_wait = on_wait
         self._con: ibis.BaseBackend | None = None
         self._duck: Any = None
 
@@ -87,35 +118,11 @@ class Warehouse:
             self._con = self._connect()
         return self._con
 
-    def _connect_duckdb(self) -> Any:
-        import duckdb
-
-        path = self.settings.warehouse_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cfg: dict[str, Any] = {}
-        if self.settings.warehouse.threads:
-            cfg["threads"] = self.settings.warehouse.threads
-        if self.settings.warehouse.memory_limit:
-            cfg["memory_limit"] = self.settings.warehouse.memory_limit
-        con = duckdb.connect(str(path.absolute()), config=cfg)
-        # ICU cannot be set at connect time (no autoload here), but can be after.
-        con.execute("SET TimeZone = 'UTC'")
-        # As Ibis sets it: no Python variables read as tables by accident.
-        con.execute("SET python_enable_replacements = false")
-        for c in CONTRACTS.values():
-            con.execute(c.ddl())
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-        )
-        return con
-
     def _connect(self) -> ibis.BaseBackend:
         import ibis
 
         if self.engine == "duckdb":
-            if self._duck is None:
-                self._duck = self._connect_duckdb()
-            return ibis.duckdb.from_connection(self._duck)
+            return ibis.duckdb.from_connection(self.duck)
         if self.engine == "spark":
             session = spark_session(self.settings.warehouse.spark_master)
             con = ibis.pyspark.connect(session)
@@ -134,6 +141,75 @@ class Warehouse:
             )
         except Exception as e:  # the server is outside our control
             raise YunyingError("warehouse.connect_failed", engine="clickhouse", reason=str(e)) from e
+
+    def _connect_duckdb(self, read_only: bool) -> Any:
+        import duckdb
+
+        path = self.settings.warehouse_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg: dict[str, Any] = {}
+        if self.settings.warehouse.threads:
+            cfg["threads"] = self.settings.warehouse.threads
+        if self.settings.warehouse.memory_limit:
+            cfg["memory_limit"] = self.settings.warehouse.memory_limit
+        con = self._retry(lambda: duckdb.connect(str(path.absolute()), read_only=read_only, config=cfg))
+        # ICU cannot be set at connect time (no autoload here), but can be after.
+        con.execute("SET TimeZone = 'UTC'")
+        # As Ibis sets it: no Python variables read as tables by accident.
+        con.execute("SET python_enable_replacements = false")
+        if not read_only:
+            for c in CONTRACTS.values():
+                con.execute(c.ddl())
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS _yunying_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+            )
+        return con
+
+    def _connect_reader(self) -> Any:
+        """Read-only; a missing file or table is created first by a brief read-write open."""
+        if self.settings.warehouse_path.exists():
+            try:
+                con = self._connect_duckdb(read_only=True)
+            except YunyingError:
+                raise
+            except Exception as e:
+                if not _is_config_clash(e):
+                    raise
+                # This process writes the file right now (a test, the demo): share its instance.
+                return self._connect_duckdb(read_only=False)
+            have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if have >= {*CONTRACTS, "_yunying_meta"}:
+                return con
+            con.close()
+        self._connect_duckdb(read_only=False).close()
+        return self._connect_duckdb(read_only=True)
+
+    def _retry(self, connect: Callable[[], Any]) -> Any:
+        """Connect, waiting while another process holds the file the other way."""
+        deadline = time.monotonic() + max(0.0, self.lock_wait)
+        delay = 0.02
+        told = False
+        while True:
+            try:
+                return connect()
+            except Exception as e:
+                if not is_lock_error(e):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise YunyingError(
+                        "warehouse.busy", path=str(self.settings.warehouse_path), seconds=f"{self.lock_wait:g}"
+                    ) from e
+                notice = self.on_wait or config.on_warehouse_wait
+                if not told and notice is not None:
+                    notice()
+                told = True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def interrupt(self) -> None:
+        """Cancel the query running on this connection (from another thread); DuckDB only."""
+        if self._duck is not None and self.engine == "duckdb":
+            self._duck.interrupt()
 
     def _register_lake(self, con: ibis.BaseBackend) -> None:
         session = spark_session()
@@ -182,7 +258,7 @@ class Warehouse:
         if self.engine != "duckdb":
             raise YunyingError("warehouse.duckdb_only", engine=self.engine)
         if self._duck is None:
-            self._duck = self._connect_duckdb()
+            self._duck = self._connect_reader() if self.read_only else self._connect_duckdb(read_only=False)
         return self._duck
 
     # -- writing ----------------------------------------------------------------------
@@ -273,8 +349,14 @@ def connect(settings: Settings, engine: str | None = None) -> Warehouse:
 
 
 @contextmanager
-def open_warehouse(settings: Settings, engine: str | None = None) -> Iterator[Warehouse]:
-    wh = Warehouse(settings, engine)
+def open_warehouse(
+    settings: Settings,
+    engine: str | None = None,
+    *,
+    read_only: bool = False,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[Warehouse]:
+    wh = Warehouse(settings, engine, read_only=read_only, on_wait=on_wait)
     try:
         yield wh
     finally:

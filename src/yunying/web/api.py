@@ -6,9 +6,9 @@ and FastAPI must see each route's real query class, not a string.
 
 import datetime as dt
 import secrets
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -34,6 +34,12 @@ from yunying.web.capture import (
 )
 from yunying.web.models import AuditEntry, Dashboard, Insight, User, utcnow
 from yunying.web.security import require
+
+# Row ids are 64-bit signed integers in every app database: a larger id names nothing (and
+# would overflow the driver), so it is refused with 422 before any lookup.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 
 class Strict(BaseModel):
@@ -131,12 +137,12 @@ class ShareOut(BaseModel):
 
 class DashboardIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    insight_ids: list[int] = Field(default_factory=list, max_length=50)
+    insight_ids: list[BodyId] = Field(default_factory=list, max_length=50)
 
 
 class DashboardPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    insight_ids: list[int] | None = Field(default=None, max_length=50)
+    insight_ids: list[BodyId] | None = Field(default=None, max_length=50)
 
 
 class DashboardOut(BaseModel):
@@ -226,7 +232,9 @@ def _dashboard_out(d: Dashboard) -> DashboardOut:
     )
 
 
-def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, Any]) -> dict[str, Any]:
+def validate_query(
+    analyses: dict[str, Analysis], kind: str, query: dict[str, Any], max_cells: int | None = None
+) -> dict[str, Any]:
     """A saved insight stores a query that its analysis accepts (checked when saved)."""
     if kind == "overview":
         return {}
@@ -240,8 +248,24 @@ def validate_query(analyses: dict[str, Analysis], kind: str, query: dict[str, An
         raise YunyingError(
             "web.bad_field", field=".".join(str(x) for x in first["loc"]) or "query", reason=first["msg"]
         ) from e
-    check_limits(q)
+    check_limits(q, max_cells)
     return q.model_dump(mode="json", by_alias=True)
+
+
+def stored_query(a: Analysis, query: dict[str, Any]) -> BaseModel:
+    """The query of a saved insight. Insights store the model's own dump, so they hold no
+    unknown fields; one saved before a field was removed loads without that field."""
+    try:
+        return a.query.model_validate(query)
+    except ValidationError as e:
+        errors = e.errors()
+        stale = {str(err["loc"][0]) for err in errors if err["type"] == "extra_forbidden" and len(err["loc"]) == 1}
+        if stale and len(stale) == len(errors):
+            return a.query.model_validate({k: v for k, v in query.items() if k not in stale})
+        first = errors[0]
+        raise YunyingError(
+            "web.bad_field", field=".".join(str(x) for x in first["loc"]) or "query", reason=first["msg"]
+        ) from e
 
 
 def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +277,8 @@ def run_insight(request: Request, kind: str, query: dict[str, Any]) -> dict[str,
         res = gate.run(("overview", ""), lambda wh: overview(wh, settings.timezone))
         return res.model_dump(mode="json")  # type: ignore[no-any-return]
     a: Analysis = request.app.state.analyses[kind]
-    q = a.query.model_validate(query)
+    q = stored_query(a, query)
+    check_limits(q, settings.web.max_query_cells)
     res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
     return res.model_dump(mode="json")  # type: ignore[no-any-return]
 
@@ -313,7 +338,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/capture/flush", response_model=FlushResult, tags=["capture"])
     def capture_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> FlushResult:
-        with request.app.state.gate._lock:
+        with request.app.state.gate.exclusive():
             res = flush(request.app.state.settings, request.app.state.journal)
         audit(request.app.state.appdb_url, p.name, "capture.flush", "", f"moved={res.moved}")
         return res
@@ -347,7 +372,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/insights", response_model=InsightOut, status_code=201, tags=["insights"])
     def create_insight(body: InsightIn, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
-        query = validate_query(request.app.state.analyses, body.kind, body.query)
+        query = validate_query(request.app.state.analyses, body.kind, body.query, request.app.state.settings.web.max_query_cells)
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = Insight(name=body.name, kind=body.kind, query=query, owner=p.name)
@@ -364,32 +389,34 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return i  # type: ignore[no-any-return]
 
     @r.get("/insights/{insight_id}", response_model=InsightOut, tags=["insights"])
-    def get_insight(insight_id: int, request: Request, p: Principal = Depends(require("read"))) -> InsightOut:
+    def get_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> InsightOut:
         with session_scope(request.app.state.appdb_url) as s:
             return _insight_out(_get_insight(s, insight_id))
 
     @r.get("/insights/{insight_id}/result", response_model=InsightRun, tags=["insights"])
-    def insight_result(insight_id: int, request: Request, p: Principal = Depends(require("read"))) -> InsightRun:
+    def insight_result(insight_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> InsightRun:
         with session_scope(request.app.state.appdb_url) as s:
             i = _insight_out(_get_insight(s, insight_id))
         return InsightRun(insight=i, result=run_insight(request, i.kind, i.query))
 
     @r.patch("/insights/{insight_id}", response_model=InsightOut, tags=["insights"])
-    def update_insight(insight_id: int, body: InsightPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
+    def update_insight(insight_id: RowId, body: InsightPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> InsightOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
             if body.name is not None:
                 i.name = body.name
             if body.query is not None:
-                i.query = validate_query(request.app.state.analyses, i.kind, body.query)
+                i.query = validate_query(
+                    request.app.state.analyses, i.kind, body.query, request.app.state.settings.web.max_query_cells
+                )
             i.updated_at = utcnow()
             out = _insight_out(i)
         audit(url, p.name, "insight.update", f"{out.id}:{out.name}", body.model_dump_json(exclude_none=True)[:500])
         return out
 
     @r.delete("/insights/{insight_id}", status_code=204, tags=["insights"])
-    def delete_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def delete_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
@@ -398,7 +425,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         audit(url, p.name, "insight.delete", f"{insight_id}:{name}")
 
     @r.post("/insights/{insight_id}/share", response_model=ShareOut, tags=["insights"])
-    def share_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
+    def share_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             i = _get_insight(s, insight_id)
@@ -408,7 +435,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ShareOut(token=token, url=f"/s/i/{token}")
 
     @r.delete("/insights/{insight_id}/share", status_code=204, tags=["insights"])
-    def unshare_insight(insight_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def unshare_insight(insight_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             _get_insight(s, insight_id).share_token = None
@@ -454,12 +481,12 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return out
 
     @r.get("/dashboards/{dashboard_id}", response_model=DashboardOut, tags=["dashboards"])
-    def get_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("read"))) -> DashboardOut:
+    def get_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("read"))) -> DashboardOut:
         with session_scope(request.app.state.appdb_url) as s:
             return _dashboard_out(_get_dashboard(s, dashboard_id))
 
     @r.patch("/dashboards/{dashboard_id}", response_model=DashboardOut, tags=["dashboards"])
-    def update_dashboard(dashboard_id: int, body: DashboardPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> DashboardOut:
+    def update_dashboard(dashboard_id: RowId, body: DashboardPatch, request: Request, p: Principal = Depends(require("insights.write"))) -> DashboardOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -474,7 +501,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return out
 
     @r.delete("/dashboards/{dashboard_id}", status_code=204, tags=["dashboards"])
-    def delete_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def delete_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -483,7 +510,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         audit(url, p.name, "dashboard.delete", f"{dashboard_id}:{name}")
 
     @r.post("/dashboards/{dashboard_id}/share", response_model=ShareOut, tags=["dashboards"])
-    def share_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
+    def share_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> ShareOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             d = _get_dashboard(s, dashboard_id)
@@ -493,7 +520,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ShareOut(token=token, url=f"/s/d/{token}")
 
     @r.delete("/dashboards/{dashboard_id}/share", status_code=204, tags=["dashboards"])
-    def unshare_dashboard(dashboard_id: int, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
+    def unshare_dashboard(dashboard_id: RowId, request: Request, p: Principal = Depends(require("insights.write"))) -> None:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             _get_dashboard(s, dashboard_id).share_token = None
@@ -514,7 +541,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return UserOut.model_validate(u, from_attributes=True)
 
     @r.patch("/users/{user_id}", response_model=UserOut, tags=["accounts"])
-    def patch_user(user_id: int, body: UserPatch, request: Request, p: Principal = Depends(require("users.manage"))) -> UserOut:
+    def patch_user(user_id: RowId, body: UserPatch, request: Request, p: Principal = Depends(require("users.manage"))) -> UserOut:
         url = request.app.state.appdb_url
         with session_scope(url) as s:
             u = s.get(User, user_id)
@@ -534,7 +561,7 @@ def build_router(analyses: dict[str, Analysis]) -> APIRouter:
         return ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), secret=secret)
 
     @r.delete("/apikeys/{key_id}", response_model=ApiKeyOut, tags=["accounts"])
-    def revoke_key(key_id: int, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> ApiKeyOut:
+    def revoke_key(key_id: RowId, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> ApiKeyOut:
         key = accounts.revoke_api_key(request.app.state.appdb_url, key_id, actor=p.name)
         return ApiKeyOut.model_validate(key, from_attributes=True)
 
@@ -567,7 +594,7 @@ def _add_analysis(r: APIRouter, a: Analysis) -> None:
 
     def endpoint(q: Query, request: Request, p: Principal = Depends(require("read"))) -> Any:  # type: ignore[valid-type]
         query: BaseModel = q
-        check_limits(query)
+        check_limits(query, request.app.state.settings.web.max_query_cells)
         return request.app.state.gate.run((a.name, query.model_dump_json()), lambda wh: a.runner(wh, query))
 
     endpoint.__doc__ = f"Run the {a.name} analysis: body {Query.__name__}, answer {Result.__name__} (same JSON as the CLI's --format json)."

@@ -32,6 +32,7 @@ log = logging.getLogger("yunying.web")
 # Errors that are not the caller's fault in the request itself.
 STATUS_BY_KEY = {
     "web.warehouse_busy": 503,
+    "warehouse.busy": 503,
     "capture.warehouse_busy": 503,
     "capture.too_large": 413,
     "web.user_exists": 409,
@@ -65,6 +66,44 @@ def pick_language(request_headers: dict[str, str], cookies: dict[str, str], defa
     return normalize(default)
 
 
+class CatchAllMiddleware:
+    """A bug answers a clean 500 (JSON for the API) and the connection stays open.
+
+    Starlette's own last-resort handler re-raises after answering, so uvicorn closes the
+    keep-alive connection and the client's next request fails too. This one does not.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # too late for an answer: let the server close the connection
+                raise
+            request = Request(scope)
+            message = t("web.internal")
+            response: Response
+            if _wants_json(request):
+                response = JSONResponse({"error": "web.internal", "message": message}, status_code=500)
+            else:
+                response = HTMLResponse(f"<h1>500</h1><p>{message}</p>", status_code=500)
+            await response(scope, receive, send)
+
+
 class LanguageMiddleware:
     """Sets the request's language (a context variable) before any handler runs."""
 
@@ -87,15 +126,33 @@ class LanguageMiddleware:
 
 
 def _flusher(app: FastAPI, stop: threading.Event, interval: float) -> None:
+    postponed = 0
     while not stop.wait(interval):
         try:
             if app.state.journal.pending_count():
-                with app.state.gate._lock:
-                    flush(app.state.settings, app.state.journal)
-        except YunyingError as e:  # the CLI holds the warehouse: try again next round
+                flush_briefly(app, block_readers=postponed >= FLUSH_PATIENCE)
+            postponed = 0
+        except YunyingError as e:  # the CLI or a long analysis holds the warehouse: next round
+            postponed += 1
             log.info("capture flush postponed: %s", e.message("en"))
         except Exception:  # keep the loop alive; the journal still holds every event
             log.exception("capture flush failed")
+
+
+# Rounds a flush yields to running analyses before it makes new ones wait for it.
+FLUSH_PATIENCE = 3
+
+
+def flush_briefly(app: FastAPI, block_readers: bool = False) -> Any:
+    """One flush, holding the warehouse read-write only for its duration.
+
+    Analyses read the file read-only and may run beside each other; a flush waits until
+    none runs (a few seconds, or longer once it has been postponed ``FLUSH_PATIENCE``
+    times), writes, and closes the file again, so the CLI can open it in between.
+    """
+    wait = 2.0 if not block_readers else app.state.settings.web.query_timeout + 5
+    with app.state.gate.exclusive(wait=wait, block_readers=block_readers):
+        return flush(app.state.settings, app.state.journal)
 
 
 def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastAPI:
@@ -143,6 +200,7 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.include_router(metrics_pages)
     _openapi_route(app)
     _handlers(app)
+    app.add_middleware(CatchAllMiddleware)
     app.add_middleware(LanguageMiddleware, default=settings.language)
     if settings.web.trusted_proxies:
         # Outermost, so every handler (sign-in throttling, Secure cookies) sees the client

@@ -654,6 +654,25 @@ def capture_batch(
     return {"accepted": acc, "duplicates": dup, "rejected": len(outcomes) - acc - dup, "results": outcomes}
 
 
+# -- how the flush opens the warehouse (issue 13, item 11) -------------------------------
+# Seconds a flush waits for the DuckDB file while another process (a CLI command) has it
+# open: short, because the server holds its analyses back while it waits; the events stay
+# in the journal and the next round tries again.
+FLUSH_LOCK_WAIT = 1.0
+
+
+def open_for_flush(settings: Settings) -> Warehouse:
+    """A read-write warehouse for one flush batch; the caller closes it right after."""
+    wh = Warehouse(settings, lock_wait=FLUSH_LOCK_WAIT)
+    try:
+        _ = wh.con  # connect now, so that a held file is reported as busy
+    except YunyingError as e:
+        if e.key == "warehouse.busy":
+            raise YunyingError("capture.warehouse_busy", reason=e.message("en")[:200]) from e
+        raise
+    return wh
+
+
 def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushResult:
     """Move journaled events into the warehouse; idempotent (anti-join on ``event_id``)."""
     moved = present = 0
@@ -676,7 +695,7 @@ def flush(settings: Settings, journal: Journal, batch: int = 200_000) -> FlushRe
         )
         stored = journal.stored_ids
         try:
-            wh = Warehouse(settings)
+            wh = open_for_flush(settings)
             try:
                 # Read with the file open: no other process writes it meanwhile.
                 before = stored.version_now() if stored is not None else None

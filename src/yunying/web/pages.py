@@ -12,10 +12,11 @@ import mimetypes
 import re
 import secrets
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
@@ -183,7 +184,7 @@ def _default_query(request: Request, a: Analysis) -> str:
     return json.dumps(example, indent=2)
 
 
-def _parse_query(a: Analysis, text: str) -> BaseModel:
+def _parse_query(a: Analysis, text: str, max_cells: int | None = None) -> BaseModel:
     try:
         data = json.loads(text or "{}")
     except json.JSONDecodeError as e:
@@ -198,7 +199,7 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
         raise YunyingError("web.bad_field", field=field, reason=first["msg"]) from e
     from yunying.web.analyses import check_limits
 
-    check_limits(q)
+    check_limits(q, max_cells)
     return q
 
 
@@ -296,7 +297,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
     @r.get("/lang/{lang}")
     def switch_language(lang: str, request: Request, next: str = "/", p: Principal = Depends(require("public"))) -> Response:
         if lang not in ("en", "zh_CN"):
-            raise YunyingError("web.bad_language", lang=lang)
+            raise YunyingError("web.bad_language", language=lang[:16])
         resp = RedirectResponse(_safe_next(next), status_code=303)
         resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax", secure=_secure(request))
         return resp
@@ -334,7 +335,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         text = query_from_form(name, fields)
-        q = _parse_query(a, text)
+        q = _parse_query(a, text, request.app.state.settings.web.max_query_cells)
         gate = request.app.state.gate
         result = await run_in_threadpool(gate.run, (name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         TEMPLATES.env.globals["project_tz"] = request.app.state.settings.timezone
@@ -352,7 +353,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.analysis_missing", name=name)
         from yunying.web.views import export_rows
 
-        q = _parse_query(a, query)
+        q = _parse_query(a, query, request.app.state.settings.web.max_query_cells)
         result = request.app.state.gate.run((name, q.model_dump_json()), lambda wh: a.runner(wh, q))
         headers, rows = export_rows(name, result)
         buf = io.StringIO()
@@ -375,7 +376,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.analysis_missing", name="rfm")
         from yunying.analytics.rfm import export_rfm_users
 
-        q = _parse_query(a, query)
+        q = _parse_query(a, query, request.app.state.settings.web.max_query_cells)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "members.csv"
             request.app.state.gate.run(None, lambda wh: export_rfm_users(wh, q, out, group or None))  # type: ignore[arg-type]
@@ -413,7 +414,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
             raise YunyingError("web.bad_json", reason=str(e)) from e
         if not isinstance(data, dict):
             raise YunyingError("web.bad_field", field="query", reason="object")
-        clean = validate_query(request.app.state.analyses, kind, data)
+        clean = validate_query(request.app.state.analyses, kind, data, request.app.state.settings.web.max_query_cells)
         with session_scope(request.app.state.appdb_url) as s:
             s.add(Insight(name=name, kind=kind, query=clean, owner=p.name))
         accounts.audit(request.app.state.appdb_url, p.name, "insight.create", name)
@@ -461,7 +462,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
     def data_flush(request: Request, p: Principal = Depends(require("data.flush"))) -> Response:
         from yunying.web.capture import flush
 
-        with request.app.state.gate._lock:
+        with request.app.state.gate.exclusive():
             res = flush(request.app.state.settings, request.app.state.journal)
         accounts.audit(request.app.state.appdb_url, p.name, "capture.flush", "", f"moved={res.moved}")
         return RedirectResponse("/data", status_code=303)
@@ -492,7 +493,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
 
     @r.post("/admin/users/{user_id}")
     def users_update(
-        user_id: int,
+        user_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
         request: Request,
         role: str = Form(max_length=16),
         active: str = Form("off", max_length=8),
@@ -526,7 +527,7 @@ def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
         return page(request, "apikeys.html", p, keys=accounts.list_api_keys(url), scopes=SCOPES, secret=secret)
 
     @r.post("/admin/apikeys/{key_id}/revoke")
-    def keys_revoke(key_id: int, request: Request, p: Principal = Depends(require("apikeys.manage"))) -> Response:
+    def keys_revoke(key_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], request: Request, p: Principal = Depends(require("apikeys.manage"))) -> Response:
         accounts.revoke_api_key(request.app.state.appdb_url, key_id, actor=p.name)
         return RedirectResponse("/admin/apikeys", status_code=303)
 
@@ -541,8 +542,10 @@ def _shared_view(request: Request, kind: str, query: dict[str, Any], title: str)
         settings = request.app.state.settings
         res: BaseModel = gate.run(("overview", ""), lambda wh: overview(wh, settings.timezone))
     else:
+        from yunying.web.api import stored_query
+
         a = request.app.state.analyses[kind]
-        q = a.query.model_validate(query)
+        q = stored_query(a, query)
         res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
     return {"title": title, "name": kind, **result_view(kind, res)}
 

@@ -147,10 +147,10 @@ def data_view(request: Request) -> dict[str, Any]:
     except ImportError:  # the importer is not installed
         list_imports = show_import = None  # type: ignore[assignment]
     if list_imports is not None and show_import is not None:
-        with request.app.state.gate._lock:
-            log = list_imports(settings, limit=20)
-            bad = next((e for e in log.imports if e.quarantined), None)
-            detail = show_import(settings, bad.import_id, limit=100) if bad is not None else None
+        # The import log and quarantine are their own file, opened read-only.
+        log = list_imports(settings, limit=20)
+        bad = next((e for e in log.imports if e.quarantined), None)
+        detail = show_import(settings, bad.import_id, limit=100) if bad is not None else None
         imports = log.to_rows()
         if detail is not None:
             quarantine = detail.to_rows()
