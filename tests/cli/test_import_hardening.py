@@ -342,7 +342,8 @@ def test_a_multi_file_import_loads_every_file_or_none(tmp_path: Path) -> None:
     with clock.frozen(NOW):
         r = yy("import", "events", str(good), str(bad), "-p", str(project))
     assert r.returncode == 2
-    assert "bad.parquet" in r.stderr and "Nothing was imported" in r.stderr
+    said = "".join(r.stderr.split())  # the console wraps long paths at any character
+    assert "bad.parquet" in said and "Nothingwasimported" in said
     assert warehouse_rows(project, "SELECT count(*) FROM events") == [(0,)]
     # No entry pretends to be running, and nothing claims good.csv was loaded.
     log = json.loads(yy("quarantine", "list", "-p", str(project), "-f", "json").stdout)

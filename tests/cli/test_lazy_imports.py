@@ -110,6 +110,7 @@ def test_subcommand_help_stays_lazy() -> None:
     ],
 )
 def test_commands_load_only_what_they_use(command: list[str], forbidden: list[str], tmp_path: Path) -> None:
+    (tmp_path / "yunying.toml").write_text("", encoding="utf-8")
     argv = ["yunying", *command, "--project", str(tmp_path)] if command != ["tables"] else ["yunying", "tables"]
     code = (
         f"sys.argv = {argv!r}\n"

@@ -26,7 +26,7 @@ START = dt.datetime(2026, 11, 9, 17, 0)  # inside the window (Shanghai 11-10 01:
 
 
 def test_review_of_an_engage_campaign(settings: Settings, wh: Warehouse) -> None:
-    n = 150
+    n = 600  # the holdout is drawn with a fresh salt each run: enough users that the planted lift always shows
     users = [f"user{i:04d}" for i in range(n)]
     wh.append_arrow("users", pa.table({
         "user_id": users, "first_seen": [dt.datetime(2026, 1, 1)] * n,

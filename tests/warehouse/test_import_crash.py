@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from yunying.config import load_settings
+from tests.conftest import make_project
 from yunying.warehouse.engine import Warehouse, lake_files
 from yunying.warehouse.importer import ImportRequest, run_import
 from yunying.warehouse.quarantine import quarantine_path
@@ -68,7 +68,7 @@ def _expected(path: Path) -> tuple[int, int]:
 def test_sigkill_mid_file_then_rerun_is_exact(tmp_path: Path, engine: str) -> None:
     # The Spark engine's sink is the Parquet lake, written without a Spark session.
     project = tmp_path / "proj"
-    project.mkdir()
+    make_project(project)
     data = tmp_path / "events.csv"
     _make_file(data)
     want_valid, want_bad = _expected(data)
@@ -100,7 +100,7 @@ def test_sigkill_mid_file_then_rerun_is_exact(tmp_path: Path, engine: str) -> No
     assert killed_entry["status"] == "interrupted" and killed_entry["loaded"] > 0
     killed_loaded_listed = killed_entry["loaded"]
 
-    s = load_settings(project)
+    s = make_project(project)
     s.imports.chunk_rows = CHUNK
     wh = Warehouse(s, engine)
     try:

@@ -30,10 +30,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import make_project
 from tests.web.server import Server
 from yunying import clock
 from yunying.appdb import open_appdb
-from yunying.config import load_settings
 from yunying.warehouse.engine import Warehouse
 from yunying.web.accounts import create_api_key
 
@@ -57,7 +57,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     project = tmp_path_factory.mktemp("fuzz")
-    s = load_settings(project)
+    s = make_project(project)
     url = open_appdb(s)
     key = create_api_key(url, "sdk", "capture")[1]
     full = create_api_key(url, "ops", "full")[1]
@@ -270,7 +270,7 @@ def test_hostile_batches_never_fail_good_clients(live: Live) -> None:
         for path in ("/api/v1/data/status", "/api/v1/overview"):
             r = c.get(live.url + path)
             assert r.status_code == 200, (path, r.text[:300])
-    with Warehouse(load_settings(live.project)) as wh:
+    with Warehouse(make_project(live.project)) as wh:
         got = {x[0] for x in wh.duck.execute("SELECT event_id FROM events WHERE event_id LIKE 'good-%'").fetchall()}
         once = wh.duck.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
     assert got == set(live.good_acked)

@@ -24,10 +24,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from tests.conftest import make_project
 from yunying import clock
 from yunying.appdb import open_appdb
 from yunying.cli import app as cli_app
-from yunying.config import Settings, load_settings
+from yunying.config import Settings
 from yunying.warehouse.engine import Warehouse
 from yunying.web import accounts
 from yunying.web.app import create_app
@@ -56,7 +57,7 @@ def assert_safe(text: str, *expected: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """40 ordinary customers and the hostile ids, each with views and repeat orders."""
-    settings = load_settings(tmp_path_factory.mktemp("csvsafe"))
+    settings = make_project(tmp_path_factory.mktemp("csvsafe"))
     rnd = random.Random(13)
     users = [f"u{i}" for i in range(40)] + EVIL
     ev: list[tuple[Any, ...]] = []
@@ -201,7 +202,7 @@ def test_segment_export_round_trips_through_tags(shop: Settings, tmp_path: Path)
 
 
 def test_quarantine_export(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path)
+    settings = make_project(tmp_path)
     data = tmp_path / "events.csv"
     data.write_text(
         "event_id,event,user_id,ts\n"

@@ -143,7 +143,6 @@ def test_a_slow_query_does_not_hold_up_a_small_one(api: TestClient) -> None:
     th.join()
     assert heavy["status"] == 200
     assert small, "the heavy query ended before a small one was sent"
-    assert max(small) < 1.0, (small, heavy)
     assert max(small) < heavy["took"], (small, heavy)
     # Side by side, not one after the other: the first small answer came before the heavy one.
     assert ends[0] < heavy["end"] - 0.1, (small, heavy)

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import make_project
 from tests.web.server import Server
 from yunying.appdb import open_appdb, session_scope
-from yunying.config import load_settings
 from yunying.web.accounts import add_user, hash_password, update_user
 from yunying.web.models import AuditEntry, User
 
@@ -29,7 +29,7 @@ def _demo(url: str) -> User:
 
 
 def test_serve_demo_never_revives_a_disabled_demo_admin(tmp_path: Path) -> None:
-    url = open_appdb(load_settings(tmp_path))
+    url = open_appdb(make_project(tmp_path))
     Server(tmp_path, "--demo").stop()
     first = _demo(url)
     assert first.active and first.role == "admin"
@@ -65,7 +65,7 @@ def _attempt(c: httpx.Client, base: str, email: str, password: str, forwarded_fo
 
 
 def test_spoofed_forwarded_for_gets_no_fresh_sign_in_budget(tmp_path: Path) -> None:
-    url = open_appdb(load_settings(tmp_path))
+    url = open_appdb(make_project(tmp_path))
     add_user(url, "ana@example.com", "correct-horse-1", "viewer")
     server = Server(tmp_path)
     try:
@@ -80,7 +80,7 @@ def test_spoofed_forwarded_for_gets_no_fresh_sign_in_budget(tmp_path: Path) -> N
 
 def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path) -> None:
     (tmp_path / "yunying.toml").write_text('[web]\ntrusted_proxies = ["127.0.0.1"]\n', encoding="utf-8")
-    url = open_appdb(load_settings(tmp_path))
+    url = open_appdb(make_project(tmp_path))
     add_user(url, "ana@example.com", "correct-horse-1", "viewer")
     server = Server(tmp_path)
     try:
