@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from yunying import clock
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
-from yunying.web import accounts, charts
+from yunying.web import accounts
 from yunying.web.accounts import ROLES, SCOPES, Principal
 from yunying.web.analyses import Analysis
 from yunying.web.security import LANG_COOKIE, SESSION_COOKIE, require
@@ -83,7 +83,6 @@ def _metric_format(value: Any, fmt: str) -> str:
 
 
 TEMPLATES.env.filters["mfmt"] = _metric_format
-TEMPLATES.env.globals["heat_color"] = charts.heat_color
 
 NAV = [
     ("overview", "/", "read"),
@@ -191,7 +190,7 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
 
 
 def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]:
-    """Table rows plus the chart that suits the analysis (drawn on the server as SVG)."""
+    """Table rows plus the chart that suits the analysis (an interactive ECharts chart)."""
     from yunying.web.views import chart_for
 
     headers: list[str] = []
