@@ -59,7 +59,7 @@ def _base(*, zoom: bool = False, legend: Sequence[str] | None = None) -> dict[st
         "color": PALETTE,
         "textStyle": {"fontFamily": FONT_FAMILY},
         "backgroundColor": "#ffffff",
-        "tooltip": {"trigger": "axis", "confine": True},
+        "tooltip": {"trigger": "axis", "confine": True, "className": "echart-tooltip"},
         "toolbox": {"right": 8, "top": 0, "feature": features},
         "grid": {"left": 8, "right": 24, "top": 40, "bottom": 8, "containLabel": True},
         "animation": False,
@@ -156,7 +156,7 @@ def _heatmap(
             if v is not None:
                 data.append({"value": [x, y, _pct(v)], "name": f"{label} · {cols[x]}: {tips[x]}"})
     opt = _base()
-    opt["tooltip"] = {"trigger": "item", "confine": True, "formatter": "{b} ({@[2]}%)"}
+    opt["tooltip"] = {"trigger": "item", "confine": True, "className": "echart-tooltip", "formatter": "{b} ({@[2]}%)"}
     opt["grid"] = {"left": 8, "right": 24, "top": 40, "bottom": 48, "containLabel": True}
     opt["xAxis"] = {"type": "category", "data": list(cols), "name": x_name, "nameLocation": "middle", "nameGap": 26,
                     "splitArea": {"show": True}, "position": "top"}
@@ -243,7 +243,7 @@ def rfm_chart(res: Any, query: str = "") -> Chart:
             "label": {"formatter": f"{name}\n{g.users:,}\n{g.revenue_share:.1%}"},
         })
     opt = _base()
-    opt["tooltip"] = {"trigger": "item", "confine": True, "formatter": "{b}"}
+    opt["tooltip"] = {"trigger": "item", "confine": True, "className": "echart-tooltip", "formatter": "{b}"}
     opt["grid"] = {"left": 8, "right": 24, "top": 40, "bottom": 48, "containLabel": True}
     opt["xAxis"] = {"type": "category", "data": cols, "position": "top", "splitArea": {"show": True}}
     opt["yAxis"] = {"type": "category", "data": rows, "inverse": True, "splitArea": {"show": True}}
@@ -323,7 +323,7 @@ def metric_tree_chart(res: Any, inputs: Mapping[str, Sequence[str]]) -> Chart:
         }
 
     opt = _base()
-    opt["tooltip"] = {"trigger": "item", "confine": True}
+    opt["tooltip"] = {"trigger": "item", "confine": True, "className": "echart-tooltip"}
     depth_rows = max(1, sum(1 for n in res.nodes if not inputs.get(n.name)))
     opt["series"] = [{
         "type": "tree", "data": [node(res.metric, frozenset())], "orient": "LR", "roam": True,
@@ -346,7 +346,7 @@ def sparkline(values: Sequence[object], labels: Sequence[object] = ()) -> Chart 
     opt: dict[str, Any] = {
         "textStyle": {"fontFamily": FONT_FAMILY}, "animation": False,
         "grid": {"left": 1, "right": 1, "top": 3, "bottom": 3},
-        "tooltip": {"trigger": "axis", "confine": True, "textStyle": {"fontSize": 11}},
+        "tooltip": {"trigger": "axis", "confine": True, "className": "echart-tooltip", "textStyle": {"fontSize": 11}},
         "xAxis": {"type": "category", "data": x, "show": False, "boundaryGap": False},
         "yAxis": {"type": "value", "show": False, "scale": True},
         "series": [{"type": "line", "data": vals, "showSymbol": False, "lineStyle": {"width": 1.5, "color": PALETTE[0]},
