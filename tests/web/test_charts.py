@@ -123,7 +123,7 @@ def test_rfm_grid_puts_each_class_in_its_cell() -> None:
     assert cells["important win-back"] == [1, 1, round(400 / 36, 1)]  # R low, F low, M high
     assert cells["general value"] == [0, 2, round(500 / 36, 1)]  # R high, F high, M low
     assert cells["general win-back"] == [1, 3, round(800 / 36, 1)]
-    assert opt["series"][0]["data"][0]["label"]["formatter"] == "important value\n10\n2.8%"
+    assert opt["series"][0]["data"][0]["label"]["formatter"] == "important value\n10\nrevenue 2.8%"
     assert len(c.links) == 8 and c.links[0][1].startswith("/analysis/rfm/members.csv?group=important_value")
     set_language("zh_CN")
     assert charts.rfm_chart(res).option["series"][0]["data"][0]["label"]["formatter"].startswith("重要价值客户")

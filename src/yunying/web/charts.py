@@ -158,12 +158,11 @@ def _heatmap(
     opt = _base()
     opt["tooltip"] = {"trigger": "item", "confine": True, "className": "echart-tooltip", "formatter": "{b} ({@[2]}%)"}
     opt["grid"] = {"left": 8, "right": 24, "top": 40, "bottom": 48, "containLabel": True}
-    opt["xAxis"] = {"type": "category", "data": list(cols), "name": x_name, "nameLocation": "middle", "nameGap": 26,
-                    "splitArea": {"show": True}, "position": "top"}
+    opt["xAxis"] = {"type": "category", "data": list(cols), "splitArea": {"show": True}, "position": "top"}
     opt["yAxis"] = {"type": "category", "data": [r[0] for r in rows], "inverse": True, "splitArea": {"show": True}}
     opt["visualMap"] = {"min": 0, "max": 100, "calculable": True, "orient": "horizontal", "left": "center",
-                        "bottom": 0, "itemHeight": 160, "text": ["100%", "0%"],
-                        "inRange": {"color": ["#f8fafc", "#93c5fd", "#2563eb", "#1e3a8a"]}}
+                        "bottom": 0, "itemHeight": 160, "formatter": "{value}%",
+                        "text": ["", x_name], "inRange": {"color": ["#f8fafc", "#93c5fd", "#2563eb", "#1e3a8a"]}}
     opt["series"] = [{"name": kind, "type": "heatmap", "data": data,
                       "label": {"show": len(cols) <= 16, "formatter": "{@[2]}%", "fontSize": 11},
                       "emphasis": {"itemStyle": {"borderColor": "#111", "borderWidth": 1}}}]
@@ -240,7 +239,7 @@ def rfm_chart(res: Any, query: str = "") -> Chart:
         share = t("web.rfm_share", users=f"{g.share:.1%}", revenue=f"{g.revenue_share:.1%}")
         data.append({
             "value": [x, y, _pct(g.revenue_share)], "name": f"{name}: {g.users:,} · {share}",
-            "label": {"formatter": f"{name}\n{g.users:,}\n{g.revenue_share:.1%}"},
+            "label": {"formatter": f"{name}\n{g.users:,}\n{t('web.chart.revenue_pct', pct=f'{g.revenue_share:.1%}')}"},
         })
     opt = _base()
     opt["tooltip"] = {"trigger": "item", "confine": True, "className": "echart-tooltip", "formatter": "{b}"}
@@ -249,7 +248,8 @@ def rfm_chart(res: Any, query: str = "") -> Chart:
     opt["yAxis"] = {"type": "category", "data": rows, "inverse": True, "splitArea": {"show": True}}
     top = max((_pct(g.revenue_share) or 0.0 for g in res.classes), default=0.0) or 100.0
     opt["visualMap"] = {"min": 0, "max": top, "calculable": True, "orient": "horizontal", "left": "center",
-                        "bottom": 0, "itemHeight": 160, "text": [t("web.chart.revenue_share"), ""],
+                        "bottom": 0, "itemHeight": 160, "formatter": "{value}%",
+                        "text": ["", t("web.chart.revenue_share")],
                         "inRange": {"color": ["#eff6ff", "#93c5fd", "#2563eb"]}}
     opt["series"] = [{"name": "rfm", "type": "heatmap", "data": data,
                       "label": {"show": True, "fontSize": 12, "lineHeight": 16},
@@ -274,7 +274,7 @@ def clv_chart(res: Any, query: str = "") -> Chart:
     name = t("web.chart.customers")
     opt = _base(legend=[name])
     opt["tooltip"]["axisPointer"] = {"type": "shadow"}
-    opt["xAxis"] = {"type": "category", "data": labels, "name": "CLV", "axisLabel": {"rotate": 30}}
+    opt["xAxis"] = {"type": "category", "data": labels, "axisLabel": {"rotate": 30}}
     opt["yAxis"] = {"type": "value"}
     opt["series"] = [{"name": name, "type": "bar", "data": counts, "label": {"show": True, "position": "top"}}]
     return Chart(opt, height=340, caption=caption, kind="clv")
@@ -328,7 +328,7 @@ def metric_tree_chart(res: Any, inputs: Mapping[str, Sequence[str]]) -> Chart:
     opt["series"] = [{
         "type": "tree", "data": [node(res.metric, frozenset())], "orient": "LR", "roam": True,
         "initialTreeDepth": -1, "expandAndCollapse": True, "symbolSize": 10,
-        "top": 30, "left": 110, "right": 200, "bottom": 20,
+        "top": 30, "left": "14%", "right": "24%", "bottom": 20,
         "label": {"position": "left", "verticalAlign": "middle", "align": "right", "fontSize": 12,
                   "backgroundColor": "#fff"},
         "leaves": {"label": {"position": "right", "align": "left"}},
