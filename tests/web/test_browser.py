@@ -187,6 +187,28 @@ def test_retention_heatmap(server: Server, browser: Any) -> None:
     ctx.close()
 
 
+def test_metric_tree_is_drawn_and_follows_the_sliders(server: Server, browser: Any) -> None:
+    ctx = browser.new_context(locale="en-US")
+    page = ctx.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server.url, *ADMIN)
+    page.goto(server.url + "/metrics/tree")
+    _wait_chart(page, "#tree-chart")
+    root = page.evaluate("echarts.getInstanceByDom(document.querySelector('#tree-chart')).getOption().series[0].data[0]")
+    assert root["children"] and "→" not in root["label"]["formatter"]  # nothing moved yet
+    slider = page.locator('input[type="range"]').first
+    slider.fill("20")
+    slider.dispatch_event("input")
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#tree-chart[data-ready]');"
+        " return el && echarts.getInstanceByDom(el).getOption().series[0].data[0].label.formatter.includes('→'); }",
+        timeout=60_000)
+    root = page.evaluate("echarts.getInstanceByDom(document.querySelector('#tree-chart')).getOption().series[0].data[0]")
+    assert "(+" in root["label"]["formatter"]
+    assert errors == []
+    ctx.close()
+
+
 def test_language_follows_the_browser_and_switches(server: Server, browser: Any) -> None:
     ctx = browser.new_context(locale="zh-CN")
     page = ctx.new_page()

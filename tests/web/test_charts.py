@@ -194,3 +194,22 @@ def test_pages_load_echarts_from_static_and_embed_the_option(clients: dict[str, 
     assert opt["series"][0]["data"] == [3, 3, 3, 3, 3] and "dataZoom" in opt
     zh = c.post("/analysis/funnel/run", data={"query": json.dumps(FUNNEL)}, cookies={"yy_lang": "zh_CN"}).text
     assert _options(zh)[0]["legend"]["data"][0] == "用户数"
+
+
+def test_every_analysis_page_embeds_its_own_chart(clients: dict[str, TestClient]) -> None:
+    c = clients["viewer"]
+    dates = {"from": "2026-03-01", "to": "2026-03-05"}
+    queries = {
+        "lifecycle": {"grain": "day", "dates": dates},
+        "rfm": {"as_of": "2026-03-05"},
+        "stickiness": {"dates": {"from": "2026-03-02", "to": "2026-03-08"}},
+        "retention": {"start_event": "view", "dates": dates, "periods": 3},
+    }
+    for name, q in queries.items():
+        html = c.post(f"/analysis/{name}/run", data={"query": json.dumps(q)}).text
+        assert f'data-chart="{name}"' in html, (name, html[:300])
+        assert _options(html)[0]["toolbox"]["feature"]["saveAsImage"], name
+    rfm = c.post("/analysis/rfm/run", data={"query": json.dumps(queries["rfm"])}).text
+    assert rfm.count('class="members"') == 8 and "/analysis/rfm/members.csv?group=important_value" in rfm
+    life = _options(c.post("/analysis/lifecycle/run", data={"query": json.dumps(queries["lifecycle"])}).text)[0]
+    assert life["series"][0]["data"][0] == 3  # the three users are new on 03-01
