@@ -189,7 +189,7 @@ def _parse_query(a: Analysis, text: str) -> BaseModel:
     return q
 
 
-def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]:
+def result_view(name: str, result: BaseModel, query: str = "", chart_id: str = "chart-main") -> dict[str, Any]:
     """Table rows plus the chart that suits the analysis (an interactive ECharts chart)."""
     from yunying.web.views import chart_for
 
@@ -201,7 +201,7 @@ def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]
     else:
         data = result.model_dump(mode="json")
         headers, rows = ["key", "value"], [[k, v] for k, v in data.items()]
-    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result, query)}
+    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result, query, chart_id)}
 
 
 def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
@@ -532,7 +532,8 @@ def _shared_view(request: Request, kind: str, query: dict[str, Any], title: str)
         a = request.app.state.analyses[kind]
         q = a.query.model_validate(query)
         res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
-    return {"title": title, "name": kind, **result_view(kind, res)}
+    # a dashboard shows several charts: none of them takes the analysis page's element id
+    return {"title": title, "name": kind, **result_view(kind, res, chart_id="")}
 
 
 def _safe_next(target: str) -> str:

@@ -190,19 +190,19 @@ def query_from_form(name: str, fields: dict[str, str]) -> str:
     return text
 
 
-def chart_for(name: str, result: BaseModel, query: str = "") -> Markup:
+def chart_for(name: str, result: BaseModel, query: str = "", chart_id: str = "chart-main") -> Markup:
     """The interactive chart that suits the analysis; a generic one from the result's rows otherwise."""
     special = charts.CHARTS.get(name)
     if special is not None:
         try:
-            return charts.render(special(result, query), "chart-main")
+            return charts.render(special(result, query), chart_id)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             pass  # the result's shape changed: fall back to the generic chart
     to_rows = getattr(result, "to_rows", None)
     if not callable(to_rows):
         return Markup("")
     headers, rows = to_rows()
-    return charts.render(charts.rows_chart(headers, rows), "chart-main")
+    return charts.render(charts.rows_chart(headers, rows), chart_id)
 
 
 def export_rows(name: str, result: BaseModel) -> tuple[list[str], list[list[Any]]]:
