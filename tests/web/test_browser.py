@@ -123,9 +123,24 @@ def test_sign_in_build_a_funnel_and_see_its_chart(server: Server, browser: Any) 
     assert not _legend_selected(page, lost)
     page.mouse.click(*_legend_item(page, lost))
     assert _legend_selected(page, lost)
-    # PNG download from the toolbox
-    png = page.evaluate("echarts.getInstanceByDom(document.querySelector('#chart-main')).getDataURL({type: 'png'})")
-    assert png.startswith("data:image/png;base64,")
+    # PNG download: click the toolbox's download button (found by its title)
+    box = page.locator("#chart-main").bounding_box()
+    xy = page.evaluate(
+        """() => {
+          const c = echarts.getInstanceByDom(document.querySelector('#chart-main'));
+          for (const el of c.getZr().storage.getDisplayList()) {
+            if (el.__title === 'Download PNG') {
+              const r = el.getBoundingRect().clone(); r.applyTransform(el.getComputedTransform());
+              return [r.x + r.width / 2, r.y + r.height / 2];
+            }
+          }
+          return null;
+        }""")
+    assert xy is not None
+    with page.expect_download() as dl:
+        page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    assert dl.value.suggested_filename == "yunying-funnel.png"
+    assert Path(dl.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with page.expect_download() as dl:
         page.click("#export")
     text = Path(dl.value.path()).read_text(encoding="utf-8-sig")

@@ -366,6 +366,9 @@ def render(chart: Chart | None, chart_id: str = "") -> Markup:
     """The chart's element and its option, for ``static/app.js`` to draw."""
     if chart is None:
         return Markup("")
+    save = chart.option.get("toolbox", {}).get("feature", {}).get("saveAsImage")
+    if save is not None and "name" not in save and chart.kind:
+        save["name"] = f"yunying-{chart.kind}"  # the downloaded file: yunying-funnel.png
     ident = f' id="{escape(chart_id)}"' if chart_id else ""
     parts = []
     if chart.caption:
