@@ -98,6 +98,7 @@ def test_pages_show_one_row_or_line_per_value(clients: dict[str, TestClient]) ->
     assert opt["yAxis"]["data"] == ["All users (3)", "ads (2)", "seo (1)"]
     full = [(d["value"][1], d["value"][0]) for d in opt["series"][0]["data"] if d["value"][2] == 100.0]
     assert full == [(0, 3), (1, 3), (2, 3)]  # row, column "4 d"
+    assert "Average days: All users 4.00 · ads 4.00 · seo 4.00" in html
     # without a breakdown: cohort rows, a bar per day count
     html = c.post("/analysis/retention/run", data={"query": json.dumps({**RETENTION, "breakdown": None})}).text
     assert _option(html)["yAxis"]["data"][0].startswith("All cohorts") and "ads (" not in html

@@ -195,11 +195,15 @@ def stickiness_chart(res: Any, query: str = "") -> Chart:
     breakdowns = getattr(res, "breakdowns", None) or []
     cols = [t("web.days_active", n=i + 1) for i in range(len(res.distribution))]
     if breakdowns:
+        groups = [(t("web.all_users"), res), *[(b.value, b) for b in breakdowns]]
         rows = [
             (f"{label} ({sum(g.distribution):,})", list(g.share), [f"{v:,}" for v in g.distribution])
-            for label, g in [(t("web.all_users"), res), *[(b.value, b) for b in breakdowns]]
+            for label, g in groups
         ]
-        return _heatmap(rows, cols, kind="stickiness", x_name=t("stickiness.col.days"))
+        chart = _heatmap(rows, cols, kind="stickiness", x_name=t("stickiness.col.days"))
+        averages = " · ".join(f"{label} {'–' if g.average_days is None else f'{g.average_days:.2f}'}" for label, g in groups)
+        chart.caption = f"{t('web.average_days')}: {averages}"
+        return chart
     name = t("web.user_periods")
     opt = _base(legend=[name])
     opt["tooltip"]["axisPointer"] = {"type": "shadow"}
