@@ -14,7 +14,8 @@
     root.querySelectorAll("script.echart-option").forEach(function (src) {
       var el = src.previousElementSibling;
       if (!el || !el.classList.contains("echart") || echarts.getInstanceByDom(el)) return;
-      var chart = echarts.init(el, null, { renderer: "canvas" });
+      var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
+      var chart = echarts.init(el, null, { renderer: "canvas", locale: zh ? "ZH" : "EN" });
       chart.setOption(JSON.parse(src.textContent));
       el.dataset.ready = "1";
       if (window.ResizeObserver) new ResizeObserver(function () { chart.resize(); }).observe(el);
