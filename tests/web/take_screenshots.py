@@ -1,6 +1,8 @@
 """Screenshots of the main pages for docs/web.md, with the browser tests' Playwright set-up.
 
-    .venv/bin/python tests/web/take_screenshots.py /tmp/yy-demo docs/screenshots
+    .venv/bin/python tests/web/take_screenshots.py /tmp/yy-demo docs/screenshots [funnel,trends,...]
+
+The optional third argument names the pages to take (default: all).
 
 The project must hold the demo company (``yunying demo --project /tmp/yy-demo``).
 """
@@ -20,15 +22,16 @@ from yunying.appdb import open_appdb  # noqa: E402
 from yunying.config import load_settings  # noqa: E402
 from yunying.web.accounts import ensure_user  # noqa: E402
 
+CHART = "#chart-main[data-ready] canvas"  # ECharts has drawn the page's chart
 PAGES = [
     ("overview", "/", None),
-    ("funnel", "/analysis/funnel", "#chart svg"),
-    ("retention", "/analysis/retention", "#heatmap"),
-    ("trends", "/analysis/trends", "#chart svg"),
-    ("lifecycle", "/analysis/lifecycle", "#chart svg"),
-    ("rfm", "/analysis/rfm", "#rfm-grid"),
-    ("clv", "/analysis/clv", "#chart svg"),
-    ("metric-tree", "/metrics/tree", "#tree-nodes"),
+    ("funnel", "/analysis/funnel", CHART),
+    ("retention", "/analysis/retention", CHART),
+    ("trends", "/analysis/trends", CHART),
+    ("lifecycle", "/analysis/lifecycle", CHART),
+    ("rfm", "/analysis/rfm", CHART),
+    ("clv", "/analysis/clv", CHART),
+    ("metric-tree", "/metrics/tree", "#tree-chart[data-ready] canvas"),
     ("alerts", "/alerts", None),
     ("data", "/data", None),
     ("users", "/admin/users", None),
@@ -36,7 +39,7 @@ PAGES = [
 ]
 
 
-def main(project: Path, out: Path) -> None:
+def main(project: Path, out: Path, only: set[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +54,9 @@ def main(project: Path, out: Path) -> None:
                 page = ctx.new_page()
                 sign_in(page, server.url, "demo@yunying.local", "yunying-demo")
                 for name, path, wait in PAGES:
-                    if suffix and name not in ("overview", "funnel", "retention", "rfm"):
+                    if suffix and name not in ("overview", "funnel", "retention", "trends", "rfm"):
+                        continue
+                    if only and name not in only:
                         continue
                     page.goto(server.url + path)
                     if name == "funnel":
@@ -69,4 +74,4 @@ def main(project: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None)

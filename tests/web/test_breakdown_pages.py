@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -77,27 +78,32 @@ def test_openapi_documents_the_breakdowns(clients: dict[str, TestClient]) -> Non
     assert {"value", "distribution", "share"} <= set(schemas["StickinessBreakdown"]["properties"])
 
 
+def _option(html: str) -> dict[str, Any]:
+    """The ECharts option the page embeds for its main chart."""
+    m = re.search(r'<script type="application/json" class="echart-option">(.*?)</script>', html, re.S)
+    assert m is not None, html[:500]
+    return json.loads(m.group(1))
+
+
 def test_pages_show_one_row_or_line_per_value(clients: dict[str, TestClient]) -> None:
     c = clients["viewer"]
     html = c.post("/analysis/retention/run", data={"query": json.dumps(RETENTION)}).text
-    heat = html[html.index('id="heatmap"'):]
-    heat = heat[: heat.index("</table>")]
-    assert "<th>Group</th>" in heat
-    labels = [row.split("<td>")[1].split("</td>")[0] for row in heat.split("<tr>")[2:]]
-    assert labels == ["All users", "ads", "seo"]
+    assert 'data-chart="retention"' in html
+    heat = _option(html)
+    assert heat["yAxis"]["data"] == ["All users (3)", "ads (2)", "seo (1)"]
     html = c.post("/analysis/stickiness/run", data={"query": json.dumps(STICKINESS)}).text
-    groups = html[html.index('id="stickiness-groups"'):]
-    groups = groups[: groups.index("</table>")]
-    rows = groups.split("<tr>")[2:]
-    assert [row.split("<td>")[1].split("</td>")[0] for row in rows] == ["All users", "ads", "seo"]
+    opt = _option(html)
+    assert 'data-chart="stickiness"' in html and opt["series"][0]["type"] == "heatmap"
     # everyone was active 4 days (03-02..05) of that week; ads has 2 user-weeks, seo 1
-    assert [row.count(">100%<") for row in rows] == [1, 1, 1]
-    assert "<td>2</td>" in rows[1] and rows[1].endswith("<td>4.00</td></tr>")
-    # without a breakdown the charts are unchanged: cohort rows, a bar per day count
+    assert opt["yAxis"]["data"] == ["All users (3)", "ads (2)", "seo (1)"]
+    full = [(d["value"][1], d["value"][0]) for d in opt["series"][0]["data"] if d["value"][2] == 100.0]
+    assert full == [(0, 3), (1, 3), (2, 3)]  # row, column "4 d"
+    assert "Average days: All users 4.00 · ads 4.00 · seo 4.00" in html
+    # without a breakdown: cohort rows, a bar per day count
     html = c.post("/analysis/retention/run", data={"query": json.dumps({**RETENTION, "breakdown": None})}).text
-    assert "<th>Cohort</th>" in html and ">ads<" not in html
+    assert _option(html)["yAxis"]["data"][0].startswith("All cohorts") and "ads (" not in html
     html = c.post("/analysis/stickiness/run", data={"query": json.dumps({**STICKINESS, "breakdown": None})}).text
-    assert "stickiness-groups" not in html and "<svg" in html
+    assert _option(html)["series"][0]["type"] == "bar"
 
 
 def test_retention_csv_export_has_the_breakdown_column(clients: dict[str, TestClient]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,35 +41,186 @@ def browser(chromium_path: str) -> Iterator[Any]:
         b.close()
 
 
+# -- charts (ECharts, drawn in the browser from the option the server embeds) --------------
+def _watch_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors
+
+
+def _wait_chart(page: Any, selector: str = "#chart-main") -> None:
+    """The chart element is initialised (data-ready) and ECharts has drawn its canvas."""
+    page.wait_for_selector(f"{selector}[data-ready] canvas", timeout=60_000)
+    assert page.evaluate(f"!!echarts.getInstanceByDom(document.querySelector('{selector}'))")
+
+
+def _legend_item(page: Any, name: str, selector: str = "#chart-main") -> tuple[float, float]:
+    """Page coordinates of a legend item's text, found in the chart's drawn elements."""
+    box = page.locator(selector).bounding_box()
+    xy = page.evaluate(
+        """([sel, name]) => {
+          const c = echarts.getInstanceByDom(document.querySelector(sel));
+          for (const el of c.getZr().storage.getDisplayList()) {
+            if (el.style && el.style.text === name) {
+              const r = el.getBoundingRect().clone(); r.applyTransform(el.getComputedTransform());
+              return [r.x + r.width / 2, r.y + r.height / 2];
+            }
+          }
+          return null;
+        }""",
+        [selector, name],
+    )
+    assert xy is not None, f"legend item {name!r} not drawn"
+    return box["x"] + xy[0], box["y"] + xy[1]
+
+
+def _hover_point(page: Any, data: list[Any], selector: str = "#chart-main", series: int = 0) -> str:
+    """Move the mouse onto a data point and return the tooltip's text."""
+    box = page.locator(selector).bounding_box()
+    px = page.evaluate(
+        "([sel, s, d]) => echarts.getInstanceByDom(document.querySelector(sel)).convertToPixel({seriesIndex: s}, d)",
+        [selector, series, data],
+    )
+    page.mouse.move(box["x"] + px[0], box["y"] + px[1])
+    tip = page.locator(f"{selector} .echart-tooltip")
+    tip.wait_for(state="visible", timeout=10_000)
+    return str(tip.inner_text())
+
+
+def _legend_selected(page: Any, name: str, selector: str = "#chart-main") -> bool:
+    return bool(page.evaluate(
+        "([sel, n]) => { const s = echarts.getInstanceByDom(document.querySelector(sel)).getOption().legend[0].selected;"
+        " return s[n] !== false; }",
+        [selector, name],
+    ))
+
+
 def test_sign_in_build_a_funnel_and_see_its_chart(server: Server, browser: Any) -> None:
-    ctx = browser.new_context(locale="en-US")
+    ctx = browser.new_context(locale="en-US", accept_downloads=True)
     page = ctx.new_page()
+    errors = _watch_errors(page)
     sign_in(page, server.url, *ADMIN)
     assert page.locator("#kpis .kpi").count() >= 10
+    page.wait_for_selector('#kpis .echart[data-chart="spark"][data-ready] canvas', timeout=30_000)
     page.click('a[data-nav="funnel"]')
     page.fill("#steps", "view, add_to_cart, checkout, pay")
     page.click("#run")
-    page.wait_for_selector("#chart svg.bars", timeout=60_000)
-    labels = page.locator("#chart svg text.lab").all_text_contents()
-    assert labels == ["1. view", "2. add_to_cart", "3. checkout", "4. pay"]
+    _wait_chart(page)
+    opt = page.evaluate("echarts.getInstanceByDom(document.querySelector('#chart-main')).getOption()")
+    assert opt["yAxis"][0]["data"] == ["1. view", "2. add_to_cart", "3. checkout", "4. pay"]
     rows = page.locator("#result-table tr").count()
     assert rows == 5  # header + 4 steps
+    users = [int(c.replace(",", "")) for c in page.locator("#result-table tr td:nth-child(4)").all_text_contents()]
+    assert [d["value"] for d in opt["series"][0]["data"]] == users
+    # hover a bar: the tooltip names the step and its users
+    tip = _hover_point(page, [users[1] / 2, 1])
+    assert "2. add_to_cart" in tip and f"{users[1]:,}" in tip
+    # toggle the "lost" series off and on from its legend item
+    lost = "Lost since the previous step"
+    page.mouse.click(*_legend_item(page, lost))
+    assert not _legend_selected(page, lost)
+    page.mouse.click(*_legend_item(page, lost))
+    assert _legend_selected(page, lost)
+    # PNG download: click the toolbox's download button (found by its title)
+    box = page.locator("#chart-main").bounding_box()
+    xy = page.evaluate(
+        """() => {
+          const c = echarts.getInstanceByDom(document.querySelector('#chart-main'));
+          for (const el of c.getZr().storage.getDisplayList()) {
+            if (el.__title === 'Download PNG') {
+              const r = el.getBoundingRect().clone(); r.applyTransform(el.getComputedTransform());
+              return [r.x + r.width / 2, r.y + r.height / 2];
+            }
+          }
+          return null;
+        }""")
+    assert xy is not None
+    with page.expect_download() as dl:
+        page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    assert dl.value.suggested_filename == "yunying-funnel.png"
+    assert Path(dl.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with page.expect_download() as dl:
         page.click("#export")
     text = Path(dl.value.path()).read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].count(",") == 6 and "checkout" in text
+    assert errors == []
+    ctx.close()
+
+
+def test_trends_chart_zooms_and_toggles_its_lines(server: Server, browser: Any) -> None:
+    ctx = browser.new_context(locale="en-US")
+    page = ctx.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server.url, *ADMIN)
+    page.goto(server.url + "/analysis/trends")
+    page.wait_for_selector('#chart-main[data-chart="trends"][data-ready] canvas', timeout=60_000)  # run on open
+    query = json.loads(page.input_value("#query"))
+    query["breakdown"] = {"property": "user.channel"}
+    page.fill("#query", json.dumps(query))
+    page.click("#run")
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#chart-main[data-ready]');"
+        " return el && echarts.getInstanceByDom(el).getOption().series.length >= 2; }", timeout=60_000)
+    opt = page.evaluate("echarts.getInstanceByDom(document.querySelector('#chart-main')).getOption()")
+    names = [s["name"] for s in opt["series"]]
+    assert len(names) >= 2 and opt["legend"][0]["data"] == names
+    assert {z["type"] for z in opt["dataZoom"]} == {"inside", "slider"}
+    x = opt["xAxis"][0]["data"]
+    i = len(x) // 2
+    tip = _hover_point(page, [i, opt["series"][0]["data"][i] or 0])
+    assert x[i] in tip and names[0] in tip
+    page.mouse.click(*_legend_item(page, names[0]))
+    assert not _legend_selected(page, names[0]) and _legend_selected(page, names[1])
+    # zoom in with the mouse wheel over the plot: the visible window shrinks
+    box = page.locator("#chart-main").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_timeout(300)
+    zoom = page.evaluate("echarts.getInstanceByDom(document.querySelector('#chart-main')).getOption().dataZoom[0]")
+    assert zoom["end"] - zoom["start"] < 100
+    assert errors == []
     ctx.close()
 
 
 def test_retention_heatmap(server: Server, browser: Any) -> None:
-    ctx = browser.new_context(locale="en-US")
+    ctx = browser.new_context(locale="zh-CN")
     page = ctx.new_page()
+    errors = _watch_errors(page)
     sign_in(page, server.url, *ADMIN)
     page.goto(server.url + "/analysis/retention")
-    page.wait_for_selector("#heatmap", timeout=60_000)  # the page runs its query on open
-    cells = page.locator("#heatmap td[style]")
-    assert cells.count() > 5
-    assert cells.first.inner_text().endswith("%")
+    # the page runs its query on open
+    page.wait_for_selector('#chart-main[data-chart="retention"][data-ready] canvas', timeout=60_000)
+    opt = page.evaluate("echarts.getInstanceByDom(document.querySelector('#chart-main')).getOption()")
+    cells = opt["series"][0]["data"]
+    assert len(cells) > 5 and all(0 <= c["value"][2] <= 100 for c in cells)
+    assert opt["yAxis"][0]["data"][0].startswith("全部")
+    tip = _hover_point(page, cells[1]["value"][:2])
+    assert "%" in tip and "/" in tip
+    assert errors == []
+    ctx.close()
+
+
+def test_metric_tree_is_drawn_and_follows_the_sliders(server: Server, browser: Any) -> None:
+    ctx = browser.new_context(locale="en-US")
+    page = ctx.new_page()
+    errors = _watch_errors(page)
+    sign_in(page, server.url, *ADMIN)
+    page.goto(server.url + "/metrics/tree")
+    _wait_chart(page, "#tree-chart")
+    root = page.evaluate("echarts.getInstanceByDom(document.querySelector('#tree-chart')).getOption().series[0].data[0]")
+    assert root["children"] and "→" not in root["label"]["formatter"]  # nothing moved yet
+    slider = page.locator('input[type="range"]').first
+    slider.fill("20")
+    slider.dispatch_event("input")
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#tree-chart[data-ready]');"
+        " return el && echarts.getInstanceByDom(el).getOption().series[0].data[0].label.formatter.includes('→'); }",
+        timeout=60_000)
+    root = page.evaluate("echarts.getInstanceByDom(document.querySelector('#tree-chart')).getOption().series[0].data[0]")
+    assert "(+" in root["label"]["formatter"]
+    assert errors == []
     ctx.close()
 
 

@@ -207,7 +207,13 @@ def build_metrics_routes() -> tuple[APIRouter, APIRouter]:
                 changes[k[2:]] = f"{pct:+g}%"
         body = WhatIfRequest(metric=metric, period=period, changes=changes)
         res = await run_in_threadpool(run_whatif, request, body)
-        return TEMPLATES.TemplateResponse(request, "whatif.html", {"res": res})
+        from yunying.metrics.tree import model_inputs
+        from yunying.web import charts
+
+        reg = _registry(request)
+        inputs = {n.name: model_inputs(reg, n.name) for n in res.nodes}
+        chart = charts.render(charts.metric_tree_chart(res, inputs), "tree-chart")
+        return TEMPLATES.TemplateResponse(request, "whatif.html", {"res": res, "chart": chart})
 
     @pages.get("/alerts")
     def alerts_page(request: Request, p: Principal = Depends(require("alerts.view"))) -> Response:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from yunying import clock, csvsafe
 from yunying.errors import YunyingError
 from yunying.i18n import get_language, t
-from yunying.web import accounts, charts
+from yunying.web import accounts
 from yunying.web.accounts import ROLES, SCOPES, Principal
 from yunying.web.analyses import Analysis
 from yunying.web.security import LANG_COOKIE, SESSION_COOKIE, require
@@ -96,7 +96,6 @@ def _metric_format(value: Any, fmt: str) -> str:
 
 
 TEMPLATES.env.filters["mfmt"] = _metric_format
-TEMPLATES.env.globals["heat_color"] = charts.heat_color
 
 NAV = [
     ("overview", "/", "read"),
@@ -203,8 +202,8 @@ def _parse_query(a: Analysis, text: str, max_cells: int | None = None) -> BaseMo
     return q
 
 
-def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]:
-    """Table rows plus the chart that suits the analysis (drawn on the server as SVG)."""
+def result_view(name: str, result: BaseModel, query: str = "", chart_id: str = "chart-main") -> dict[str, Any]:
+    """Table rows plus the chart that suits the analysis (an interactive ECharts chart)."""
     from yunying.web.views import chart_for
 
     headers: list[str] = []
@@ -215,7 +214,7 @@ def result_view(name: str, result: BaseModel, query: str = "") -> dict[str, Any]
     else:
         data = result.model_dump(mode="json")
         headers, rows = ["key", "value"], [[k, v] for k, v in data.items()]
-    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result, query)}
+    return {"headers": headers, "rows": rows[:500], "truncated": len(rows) > 500, "chart": chart_for(name, result, query, chart_id)}
 
 
 def build_pages(analyses: dict[str, Analysis]) -> APIRouter:
@@ -547,7 +546,8 @@ def _shared_view(request: Request, kind: str, query: dict[str, Any], title: str)
         a = request.app.state.analyses[kind]
         q = stored_query(a, query)
         res = gate.run((kind, q.model_dump_json()), lambda wh: a.runner(wh, q))
-    return {"title": title, "name": kind, **result_view(kind, res)}
+    # a dashboard shows several charts: none of them takes the analysis page's element id
+    return {"title": title, "name": kind, **result_view(kind, res, chart_id="")}
 
 
 def _safe_next(target: str) -> str:

@@ -1,5 +1,7 @@
 """What each page shows: overview KPIs with sparklines, data status, the chart per analysis.
 
+Charts are ECharts options built by ``web.charts``.
+
 Analyses' results are the runners' own models; this module only reads them to draw.
 """
 
@@ -116,6 +118,7 @@ def overview_view(request: Request) -> dict[str, Any]:
     ov, series = gate.run(("overview_page", tz), both)
     h = ov.headline
     spark = {"dau": series["dau"], "orders": series["orders"], "gmv": series["gmv"]}
+    days = [d.isoformat() for d in series["days"]]
     statuses = _targets(request, h.as_of)
     by_metric = {r.metric: r for r in statuses}
     kpis = []
@@ -126,7 +129,7 @@ def overview_view(request: Request) -> dict[str, Any]:
         gap = st.gap if st is not None else None
         shown = f"{value:.1%}" if key == "refund_rate" and value is not None else value
         kpis.append(
-            {"key": key, "label": t(f"overview.{key}"), "value": shown, "spark": charts.sparkline(spark.get(key, [])),
+            {"key": key, "label": t(f"overview.{key}"), "value": shown, "spark": charts.render(charts.sparkline(spark.get(key, []), days)),
              "target": target, "gap": gap, "fmt": st.format if st is not None else "",
              "period": st.period.label() if st is not None else ""}
         )
@@ -187,43 +190,25 @@ def query_from_form(name: str, fields: dict[str, str]) -> str:
     return text
 
 
-def _series_from_rows(result: BaseModel) -> Markup:
+def chart_for(name: str, result: BaseModel, query: str = "", chart_id: str = "chart-main") -> Markup:
+    """The interactive chart that suits the analysis; a generic one from the result's rows otherwise."""
+    special = charts.CHARTS.get(name)
+    if special is not None:
+        try:
+            return charts.render(special(result, query), chart_id)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            pass  # the result's shape changed: fall back to the generic chart
     to_rows = getattr(result, "to_rows", None)
     if not callable(to_rows):
         return Markup("")
     headers, rows = to_rows()
-    if not rows or len(headers) < 2:
-        return Markup("")
-    numeric = [i for i in range(1, len(headers)) if all(isinstance(r[i], int | float) or r[i] is None for r in rows)]
-    if not numeric:
-        return Markup("")
-    x = [r[0] for r in rows]
-    series = {str(headers[i]): [r[i] or 0 for r in rows] for i in numeric[:6]}
-    if len(rows) <= 12:
-        i = numeric[0]
-        return charts.bar_chart([str(v) for v in x], [r[i] or 0 for r in rows], fmt="{:,.4g}")
-    return charts.line_chart([str(v) for v in x], series)
-
-
-def chart_for(name: str, result: BaseModel, query: str = "") -> Markup:
-    """The chart that suits the analysis; a generic one from the result's rows otherwise."""
-    from yunying.web import charts_custom
-
-    special = charts_custom.CHARTS.get(name)
-    if special is not None:
-        try:
-            out = special(result, query)
-            if out:
-                return out
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
-            pass  # the result's shape changed: fall back to the generic chart
-    return _series_from_rows(result)
+    return charts.render(charts.rows_chart(headers, rows), chart_id)
 
 
 def export_rows(name: str, result: BaseModel) -> tuple[list[str], list[list[Any]]]:
-    from yunying.web import charts_custom
+    from yunying.web.exports import EXPORTS
 
-    special = charts_custom.EXPORTS.get(name)
+    special = EXPORTS.get(name)
     if special is not None:
         return special(result)
     to_rows = getattr(result, "to_rows", None)

@@ -1,11 +1,40 @@
-// yunying: small vanilla JS for partial page updates (HTMX-style) — no library, no CDN.
+// yunying: small vanilla JS for partial page updates (HTMX-style) and the charts — no CDN.
 // A form with data-target="#id" is sent with fetch; the HTML answer replaces the target.
+// Charts: each <div class="echart"> is followed by <script type="application/json"
+// class="echart-option"> holding the ECharts option built on the server (web/charts.py);
+// ECharts itself is /static/vendor/echarts/echarts.min.js.
 (function () {
   "use strict";
   function csrf() {
     var m = document.querySelector('meta[name="csrf-token"]');
     return m ? m.content : "";
   }
+  function initCharts(root) {
+    if (!window.echarts) return;
+    root.querySelectorAll("script.echart-option").forEach(function (src) {
+      var el = src.previousElementSibling;
+      if (!el || !el.classList.contains("echart") || echarts.getInstanceByDom(el)) return;
+      var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
+      var chart = echarts.init(el, null, { renderer: "canvas", locale: zh ? "ZH" : "EN" });
+      chart.setOption(JSON.parse(src.textContent));
+      el.dataset.ready = "1";
+      if (window.ResizeObserver) new ResizeObserver(function () { chart.resize(); }).observe(el);
+    });
+  }
+  function disposeCharts(root) {
+    if (!window.echarts) return;
+    root.querySelectorAll(".echart").forEach(function (el) {
+      var c = echarts.getInstanceByDom(el);
+      if (c) c.dispose();
+    });
+  }
+  window.addEventListener("resize", function () {
+    if (!window.echarts) return;
+    document.querySelectorAll(".echart").forEach(function (el) {
+      var c = echarts.getInstanceByDom(el);
+      if (c) c.resize();
+    });
+  });
   async function submit(form, ev) {
     var target = document.querySelector(form.dataset.target);
     if (!target) return;
@@ -19,7 +48,10 @@
         headers: { "X-CSRF-Token": csrf(), "X-Partial": "1" },
         credentials: "same-origin",
       });
-      target.innerHTML = await resp.text();
+      var html = await resp.text();
+      disposeCharts(target);
+      target.innerHTML = html;
+      initCharts(target);
     } catch (e) {
       target.textContent = String(e);
     } finally {
@@ -44,6 +76,7 @@
       timer = setTimeout(function () { submit(form, null); }, 250);
     }
   });
+  initCharts(document);
   // Forms marked data-auto run once when the page opens.
   document.querySelectorAll("form[data-auto]").forEach(function (f) { submit(f, null); });
 })();
