@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import tomllib
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,10 +51,6 @@ class AppDbSettings(BaseModel):
 
 class ImportSettings(BaseModel):
     chunk_rows: int = 1_000_000
-    # Times before this day (UTC) are quarantined: a year-1 or 1970 time is a broken value.
-    earliest: date = date(2000, 1, 1)
-    # Times later than now plus this many seconds (clock skew) are quarantined.
-    future_skew_seconds: int = Field(default=600, ge=0)
     # Zone abbreviations read as these IANA zones; any other abbreviation is refused.
     zone_abbreviations: dict[str, str] = Field(default_factory=lambda: {"CST": "Asia/Shanghai"})
 
@@ -181,7 +176,8 @@ timezone = "Asia/Shanghai"
 language = "zh_CN"
 currency = "CNY"
 # Event times accepted by capture and import: from this day (UTC) to now plus this many
-# seconds of client clock skew; events outside are refused with a reason.
+# seconds of client clock skew; capture refuses the others with a reason, import
+# quarantines them (a year-1 or 2099 time is a broken value, not history).
 event_time_floor = 2000-01-01
 event_future_skew = 3600
 
@@ -206,9 +202,6 @@ url = ""
 # Rows committed per transaction (rounded up to whole DuckDB row groups of 122880);
 # a killed import keeps the chunks it committed.
 chunk_rows = 1000000
-# Times before this day (UTC), or later than now + future_skew_seconds, are quarantined.
-earliest = 2000-01-01
-future_skew_seconds = 600
 # Zone abbreviations in times ("2025-03-01 10:00 CST") read as these zones; others are refused.
 zone_abbreviations = {{ CST = "Asia/Shanghai" }}
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.analytics._data import load
+from tests.support.fuzz import examples
 from yunying.analytics.common import DateRange
 from yunying.analytics.funnels import FunnelQuery, FunnelStep, run_funnel
 from yunying.config import load_settings
@@ -59,7 +60,7 @@ def utc_wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     w.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     rows=st.lists(event_st, min_size=1, max_size=60),
     window_h=st.sampled_from([0, 1, 6, 24, 48]),

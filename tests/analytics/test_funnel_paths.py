@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.analytics._data import load
+from tests.support.fuzz import examples
 from yunying.analytics.common import DateRange, PropertyFilter
 from yunying.analytics.funnels import FunnelQuery, FunnelStep, funnel_levels, run_funnel
 from yunying.config import load_settings
@@ -51,7 +52,7 @@ def per_user(wh: Warehouse, q: FunnelQuery, fast: bool) -> dict[str, tuple[int, 
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     rows=st.lists(event_st, min_size=0, max_size=80),
     steps=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=5),

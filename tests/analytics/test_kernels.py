@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import examples
 from yunying.analytics import kernels, retention, sortkeys
 from yunying.analytics.common import DateRange, period_of_date
 from yunying.analytics.funnels import _reached_sorted, _users_sorted
@@ -113,7 +114,7 @@ ROWS = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(1, 
     n=st.integers(2, 4),
     w=st.integers(0, 15),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_generated_rows(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
     run_both([(u, t, min(c, n)) for u, t, c in rows], n, w)
 
@@ -153,7 +154,7 @@ def retention_numpy(
     method=st.sampled_from(["classic", "rolling"]),
     last=st.one_of(st.none(), st.integers(0, 70)),
 )
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_retention_cells_equal_numpy(
     rows: list[tuple[int, int, int]], period: str, periods: int, method: str, last: int | None
 ) -> None:
@@ -237,7 +238,7 @@ T0_US = 1_704_067_200_000_000
     ]),
     code_type=st.sampled_from([pa.int32(), pa.int64()]),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_pack_keys_equals_numpy(
     b: tuple[list[str], list[int], list[int]], spec: sortkeys.Low, code_type: pa.DataType
 ) -> None:
@@ -284,7 +285,7 @@ def test_pack_keys_equals_numpy(
     h=st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=60),
     bits=st.integers(1, 63),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_distinct_and_clashes_equals_numpy(h: list[int], bits: int) -> None:
     """Distinct identities and whether any bucket holds two, as ``_identities`` finds them."""
     hs = np.sort(np.array(h, dtype=np.uint64))
@@ -300,7 +301,7 @@ def test_distinct_and_clashes_equals_numpy(h: list[int], bits: int) -> None:
     n=st.integers(2, 3),
     w=st.integers(0, 15),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_exclusion_rows_equal_numpy(rows: list[tuple[int, int, int]], n: int, w: int) -> None:
     """Codes above n are exclusion events: a user with one within the window of their
     first step-1 row is left out, by both passes alike (and by hand below)."""

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.support.fuzz import examples
 from yunying.analytics import kernels, keysort
 
 U64_MAX = (1 << 64) - 1
@@ -74,7 +75,7 @@ keys_strategy = hnp.arrays(
 
 
 @pytest.mark.parametrize("name", sorted(SORTS))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(a=keys_strategy)
 def test_random_keys_equal_np_sort(name: str, a: np.ndarray) -> None:
     check(SORTS[name], a)

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.analytics._data import load
+from tests.support.fuzz import examples
 from yunying.analytics import funnels, retention, sortkeys
 from yunying.analytics.common import Breakdown, DateRange, PropertyFilter
 from yunying.analytics.funnels import FunnelQuery, FunnelStep, run_funnel
@@ -113,7 +114,7 @@ event_st = st.tuples(
 )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     rows=st.lists(event_st, min_size=0, max_size=80),
     steps=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=5),
@@ -167,7 +168,7 @@ def generic_result(wh: Warehouse, q: FunnelQuery) -> Any:
         return run_funnel(wh, q)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     rows=st.lists(event_st, min_size=0, max_size=80),
     steps=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=4),

@@ -182,7 +182,7 @@ def test_times_outside_the_window_are_quarantined_and_the_window_is_a_setting(
     assert "outside the accepted time window" in json.loads(r.stdout)["rows"][0]["message"]
     # Both bounds are project settings.
     (project / "yunying.toml").write_text(
-        'name = "t"\n[imports]\nearliest = 1990-01-01\nfuture_skew_seconds = 3600\n',
+        'name = "t"\nevent_time_floor = 1990-01-01\nevent_future_skew = 3600\n',
         encoding="utf-8",
     )
     with clock.frozen(NOW):

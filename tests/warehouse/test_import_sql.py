@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import examples
 from yunying.warehouse.contracts import contract
 from yunying.warehouse.importer import _properties_sql, _Source, _trimmed, _typed_sql
 
@@ -29,7 +30,7 @@ def con() -> duckdb.DuckDBPyConnection:
     left=st.lists(st.sampled_from(EDGE), max_size=2),
     right=st.lists(st.sampled_from(EDGE), max_size=2),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_guarded_trim_equals_trim(core: str, left: list[str], right: list[str]) -> None:
     v = "".join(left) + core.replace("\x00", "") + "".join(right)
     c = duckdb.connect()
@@ -72,7 +73,7 @@ def _lit(text: str) -> str:
     vals=st.lists(st.text(min_size=1, max_size=8).filter(lambda v: "\x00" not in v), min_size=3,
                   max_size=3),
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 # Names the generated SQL uses itself (a lambda variable, helper columns, aliases): found
 # by hypothesis (keys=['E'] shadowed the lambda's `e`), pinned here.
 @example(keys=["E"], vals=["a", "b", "c"])

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import examples
 from yunying.config import Settings, load_settings
 from yunying.web.accounts import create_api_key
 from yunying.web.analyses import discover
@@ -200,7 +201,7 @@ def test_extreme_queries_never_cause_a_server_error(api: TestClient, path: str, 
     for strategy in (strict(schema, defs), wide(schema, defs)):
 
         @given(body=strategy)
-        @settings(max_examples=50, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=examples(50), deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def check(body: Any) -> None:
             send(body)

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--outside-window",
-                help="Rows whose time is before imports.earliest or after now + skew.",
+                help="Rows whose time is before event_time_floor or after now + event_future_skew.",
             ),
         ] = False,
         yes: Annotated[bool, typer.Option("--yes", help="Really delete (else: only count).")] = False,

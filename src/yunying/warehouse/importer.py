@@ -752,8 +752,8 @@ def time_rules(settings: Any, excel_dates: bool = False) -> TimeRules:
             raise YunyingError("importing.bad_abbreviation", abbreviation=abbr)
         abbrevs.append((abbr, check_timezone(zone)))
     return TimeRules(
-        earliest=datetime.combine(imp.earliest, datetime.min.time()),
-        latest=clock.now() + timedelta(seconds=imp.future_skew_seconds),
+        earliest=datetime.combine(settings.event_time_floor, datetime.min.time()),
+        latest=clock.now() + timedelta(seconds=settings.event_future_skew),
         excel_dates=excel_dates,
         abbreviations=tuple(abbrevs),
     )

@@ -18,7 +18,7 @@ class TableStatus(BaseModel):
     # None when empty, or when the stored value is beyond what a datetime holds (year 0).
     first: datetime | None = None
     last: datetime | None = None
-    # Rows whose time lies outside the accepted window (imports.earliest to now + skew):
+    # Rows whose time lies outside the accepted window (event_time_floor to now + event_future_skew):
     # stored before the window existed, or written directly. `yunying data delete` removes them.
     outside_window: int = 0
 
@@ -113,15 +113,15 @@ def warehouse_status(wh: Warehouse) -> WarehouseStatus:
 
 
 def time_window(settings: Any) -> tuple[datetime, datetime]:
-    """(earliest, latest) accepted time, naive UTC, from ``imports`` settings and the clock."""
+    """(earliest, latest) accepted event time, naive UTC: ``event_time_floor`` to the clock's
+    now plus ``event_future_skew``, the same window capture and import apply."""
     from datetime import timedelta
 
     from yunying import clock
 
-    imp = settings.imports
     return (
-        datetime.combine(imp.earliest, datetime.min.time()),
-        clock.now() + timedelta(seconds=imp.future_skew_seconds),
+        datetime.combine(settings.event_time_floor, datetime.min.time()),
+        clock.now() + timedelta(seconds=settings.event_future_skew),
     )
 
 
