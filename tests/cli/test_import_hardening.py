@@ -160,7 +160,7 @@ WINDOW_FILE = (
     "e3,view,u3,2099-01-01 00:00:00\n"  # 4
     "e4,view,u4,1999-12-31T23:00:00Z\n"  # 5: before the floor
     "e5,view,u5,2026-12-08T01:05:00Z\n"  # 6: 5 minutes ahead: clock skew, accepted
-    "e6,view,u6,2026-12-08T01:20:00Z\n"  # 7: 20 minutes ahead
+    "e6,view,u6,2026-12-08T02:20:00Z\n"  # 7: 80 minutes ahead (past the default hour of skew)
     "e7,view,u7,2026-12-07 09:00:00\n"  # 8
 )
 
@@ -182,7 +182,7 @@ def test_times_outside_the_window_are_quarantined_and_the_window_is_a_setting(
     assert "outside the accepted time window" in json.loads(r.stdout)["rows"][0]["message"]
     # Both bounds are project settings.
     (project / "yunying.toml").write_text(
-        'name = "t"\nevent_time_floor = 1990-01-01\nevent_future_skew = 3600\n',
+        'name = "t"\nevent_time_floor = 1990-01-01\nevent_future_skew = 10800\n',
         encoding="utf-8",
     )
     with clock.frozen(NOW):
