@@ -122,7 +122,7 @@ def _call(c: TestClient, method: str, path: str, body: Any, form: Any) -> Any:
     return c.request(method, path, follow_redirects=False)
 
 
-@pytest.mark.parametrize("role", ["admin", "analyst", "operator", "viewer", "anon"])
+@pytest.mark.parametrize("role", ["admin", "analyst", "approver", "operator", "viewer", "anon"])
 def test_each_role_gets_what_the_matrix_allows(app: FastAPI, clients: dict[str, TestClient], role: str) -> None:
     perms = route_permissions(app)
     granted = ROLE_PERMISSIONS.get(role, frozenset({"public"}))
