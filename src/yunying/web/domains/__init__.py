@@ -32,8 +32,9 @@ def include_all(app: FastAPI) -> list[str]:
     found = []
     for mod in modules():
         web_app.STATUS_BY_KEY.update(getattr(mod, "error_status", {}))
-        routers = [getattr(mod, a, None) for a in ("api_router", "page_router")]
-        routers = [r for r in routers if isinstance(r, APIRouter)]
+        routers: list[APIRouter] = [
+            r for a in ("api_router", "page_router") if isinstance(r := getattr(mod, a, None), APIRouter)
+        ]
         if not routers:
             raise TypeError(f"{mod.__name__} has neither api_router nor page_router")
         for r in routers:

@@ -17,7 +17,15 @@ from yunying.experiments.sizing import PowerQuery, PowerResult
 from yunying.experiments.sizing import power as run_power
 from yunying.experiments.spec import ExperimentSpec
 from yunying.web.accounts import Principal
-from yunying.web.domains._common import ERRORS, IDEMPOTENCY_DOC, Strict, acted, replayed, settings, warehouse
+from yunying.web.domains._common import (
+    ERRORS,
+    IDEMPOTENCY_DOC,
+    Strict,
+    acted,
+    replayed,
+    settings,
+    warehouse,
+)
 from yunying.web.security import require
 
 error_status = {

@@ -5,7 +5,7 @@ The format is the ``format`` query parameter, or else the ``Accept`` header
 (``application/pdf``, ``text/html``); JSON (the ``ReportDoc``) when neither says.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -21,7 +21,7 @@ error_status = {"reports.campaign_unknown": 404, "reports.pdf_missing": 501}
 api_router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["reports"])
 
 Format = Literal["html", "pdf", "json"]
-DOC = {
+DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
         "description": "The report: JSON (ReportDoc), HTML or PDF.",

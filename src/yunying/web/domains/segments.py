@@ -13,7 +13,15 @@ from yunying.segments import service, tags
 from yunying.segments.rules import parse_rule
 from yunying.segments.timeutil import to_utc_naive
 from yunying.web.accounts import Principal
-from yunying.web.domains._common import ERRORS, IDEMPOTENCY_DOC, Strict, acted, replayed, settings, warehouse
+from yunying.web.domains._common import (
+    ERRORS,
+    IDEMPOTENCY_DOC,
+    Strict,
+    acted,
+    replayed,
+    settings,
+    warehouse,
+)
 from yunying.web.security import require
 
 error_status = {

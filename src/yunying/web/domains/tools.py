@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from yunying.engage import service as S
-from yunying.errors import YunyingError
 from yunying.engage.schemas import CodeList, CodesResult, LedgerCheck, ToolList, ToolOut, ToolSpec
+from yunying.errors import YunyingError
 from yunying.web.accounts import Principal
 from yunying.web.domains._common import ERRORS, IDEMPOTENCY_DOC, Strict, acted, replayed
 from yunying.web.security import require
