@@ -68,7 +68,8 @@ def test_the_cli_acts_as_the_local_owner(tmp_path: Path) -> None:
     from yunying.web.models import AuditEntry
 
     p = ["--project", str(tmp_path)]
-    with open_warehouse(load_settings(tmp_path)) as wh:
+    settings = make_project(tmp_path)
+    with open_warehouse(settings) as wh:
         add_users(wh, 0, 20)
     seg = tmp_path / "seg.yaml"
     seg.write_text("name: app_users\nrule: {property: {field: channel, value: app}}\n", encoding="utf-8")
@@ -92,7 +93,7 @@ def test_the_cli_acts_as_the_local_owner(tmp_path: Path) -> None:
     assert {x["role"] for x in run("campaign", "show", "o1", *p)["transitions"]} == {"owner"}
     from yunying.appdb import session_scope
 
-    with session_scope(open_appdb(load_settings(tmp_path))) as s:
+    with session_scope(open_appdb(settings)) as s:
         log = [(a.actor, a.action, a.target, a.detail) for a in s.query(AuditEntry).order_by(AuditEntry.id)]
     owner = f"local-owner:{local_user()}"
     assert (owner, "campaign.approve", "o1", "by=主管; role=owner; via=cli") in log

@@ -7,9 +7,9 @@ import datetime as dt
 import io
 
 import pyarrow as pa
-
 from fastapi.testclient import TestClient
 
+from yunying import csvsafe
 from yunying.config import Settings
 from yunying.segments import service
 from yunying.warehouse.engine import Warehouse
@@ -69,10 +69,10 @@ def test_static_segment_refuses_refresh_and_idempotent_create(clients: dict[str,
 
 
 def test_export_is_formula_neutralised(clients: dict[str, TestClient], project: Settings) -> None:
-    assert service.csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    for bad in ("+1", "-1", "@SUM(A1)", "\tx", "\rx"):
-        assert service.csv_safe(bad) == "'" + bad
-    assert service.csv_safe("u1") == "u1"
+    # The export goes through yunying.csvsafe, like every CSV yunying writes.
+    for bad in ("=HYPERLINK(1)", "+A1", "-A1", "@SUM(A1)", "\tx", "\rx"):
+        assert csvsafe.cell(bad) == "'" + bad
+    assert csvsafe.cell("u1") == "u1"
     # Users whose ids a spreadsheet would run: the export quotes them.
     ids = ["=cmd|' /C calc'!A0", "+SUM(1)", "u1"]
     wh = Warehouse(project, "duckdb")

@@ -48,7 +48,7 @@ def _audit(settings: Any, action: str, campaign_id: str, actor: str) -> None:
     from yunying.web.accounts import audit
 
     audit(open_appdb(settings), f"local-owner:{local_user()}", f"campaign.{action}", campaign_id,
-          f"by={actor}; role={svc.OWNER}; via=cli")
+          f"by={actor}; role=owner; via=cli")
 TimeOpt = Annotated[
     datetime | None,
     typer.Option(formats=TIME_FORMATS, help="Local time in the campaign's time zone.", show_default=False),

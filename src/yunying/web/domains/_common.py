@@ -14,7 +14,7 @@ from yunying.web.accounts import Principal, audit
 from yunying.web.api import ERRORS
 from yunying.web.models import AuditEntry
 
-__all__ = ["ERRORS", "IDEMPOTENCY_DOC", "Strict", "acted", "actor_role", "replayed", "settings", "warehouse"]
+__all__ = ["ERRORS", "IDEMPOTENCY_DOC", "Strict", "acted", "actor_role", "replayed", "settings", "warehouse", "write_warehouse"]
 
 IDEMPOTENCY_DOC = (
     "Optional. Sending the same key again returns the resource the first request created "
@@ -31,9 +31,33 @@ def settings(request: Request) -> Settings:
 
 
 def warehouse(request: Request, fn: Any) -> Any:
-    """Run ``fn(wh)`` on the warehouse, one request at a time, uncached (writes and
-    evaluations that depend on the time)."""
+    """Run ``fn(wh)`` on a read-only warehouse, uncached (evaluations that depend on the
+    time, like a segment's rule; their results go to the app database)."""
     return request.app.state.gate.run(None, fn)
+
+
+def write_warehouse(request: Request, fn: Any) -> Any:
+    """Run ``fn(wh)`` on the warehouse read-write (assignment events), holding the gate
+    alone as the capture flush does, and closing the file right after so the CLI can open
+    it. A file another process holds is a 503 ``web.warehouse_busy``."""
+    from yunying.warehouse.engine import Warehouse, is_lock_error
+
+    s = settings(request)
+    with request.app.state.gate.exclusive():
+        try:
+            wh = Warehouse(s, lock_wait=s.web.lock_wait)
+            try:
+                return fn(wh)
+            finally:
+                wh.close()
+        except YunyingError as e:
+            if e.key == "warehouse.busy":
+                raise YunyingError("web.warehouse_busy") from e
+            raise
+        except Exception as e:
+            if is_lock_error(e):
+                raise YunyingError("web.warehouse_busy") from e
+            raise
 
 
 def actor_role(p: Principal) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from yunying.web.domains._common import (
     actor_role,
     replayed,
     settings,
-    warehouse,
+    write_warehouse,
 )
 from yunying.web.security import require
 
@@ -135,6 +135,6 @@ def assign_campaign(
     s = settings(request)
     at = to_utc_naive(b.as_of, s.timezone) if b.as_of else None
     actor, role = actor_role(p)
-    res = warehouse(request, lambda wh: svc.assign(s, wh, campaign_id, actor, role, refresh_segment=b.refresh, as_of=at))
+    res = write_warehouse(request, lambda wh: svc.assign(s, wh, campaign_id, actor, role, refresh_segment=b.refresh, as_of=at))
     acted(request, p, "campaign.assign", campaign_id, detail=f"by={actor}; new={res.new_events}")
     return res  # type: ignore[no-any-return]

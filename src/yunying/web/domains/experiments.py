@@ -24,7 +24,7 @@ from yunying.web.domains._common import (
     acted,
     replayed,
     settings,
-    warehouse,
+    write_warehouse,
 )
 from yunying.web.security import require
 
@@ -134,7 +134,7 @@ def assign_experiment(
     at = b.at.replace(tzinfo=None) if b.at is not None and b.at.tzinfo is None else (
         b.at.astimezone(dt.UTC).replace(tzinfo=None) if b.at is not None else None
     )
-    r = warehouse(request, lambda wh: assign_and_log(s, wh, spec, b.user_ids, at))
+    r = write_warehouse(request, lambda wh: assign_and_log(s, wh, spec, b.user_ids, at))
     if r.eligible == 0:
         raise YunyingError("experiments.no_users", id=experiment_id)
     acted(request, p, "experiment.assign", spec.id, detail=f"assigned={r.assigned} written={r.written}")
