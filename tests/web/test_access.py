@@ -100,6 +100,8 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
     ("POST", "/api/v1/tools/{tool_id}/codes", "/api/v1/tools/nope/codes", {"count": 1}, None),
     ("GET", "/api/v1/tools/{tool_id}/codes", "/api/v1/tools/nope/codes", None, None),
     ("GET", "/api/v1/ledger", "/api/v1/ledger", None, None),
+    ("POST", "/api/v1/tools/issue", "/api/v1/tools/issue", {"key": "k", "tool_id": "nope", "user_id": "u1"}, None),
+    ("POST", "/api/v1/tools/redeem", "/api/v1/tools/redeem", {"key": "k", "tool_id": "nope", "user_id": "u1"}, None),
     ("GET", "/api/v1/experiments", "/api/v1/experiments", None, None),
     ("POST", "/api/v1/experiments", "/api/v1/experiments", {"id": "x"}, None),
     ("POST", "/api/v1/experiments/analyze", "/api/v1/experiments/analyze", {"experiment": "nope"}, None),

@@ -66,3 +66,32 @@ def test_ledger_check(clients: dict[str, TestClient]) -> None:
     r = clients["viewer"].get("/api/v1/ledger")
     assert r.status_code == 200
     assert r.json()["unbalanced"] == []
+
+
+def test_issue_and_redeem_through_the_api(clients: dict[str, TestClient]) -> None:
+    """Redemptions arrive through the API: issue a voucher, redeem it on an order, replay."""
+    op, viewer = clients["operator"], clients["viewer"]
+    body = {"id": "v-redeem", "kind": "voucher", "name": "20 off 100", **WINDOW,
+            "rules": {"threshold": "100", "amount": "20"}, "budget": "100"}
+    assert op.post("/api/v1/tools", json=body).status_code == 201
+    issue = {"key": "iss-1", "tool_id": "v-redeem", "user_id": "u1"}
+    assert viewer.post("/api/v1/tools/issue", json=issue).status_code == 403
+    r = op.post("/api/v1/tools/issue", json=issue)
+    assert r.status_code == 200, r.text
+    grant = r.json()["grant_id"]
+    again = op.post("/api/v1/tools/issue", json=issue).json()
+    assert again["grant_id"] == grant and again["replayed"] is True
+    order = {"order_id": "o-100", "lines": [{"product_id": "p1", "amount": "120.00"}]}
+    redeem = {"key": "red-1", "tool_id": "v-redeem", "user_id": "u1", "grant_id": grant, "order": order}
+    r = op.post("/api/v1/tools/redeem", json=redeem)
+    assert r.status_code == 200, r.text
+    assert r.json()["amount"] == "20.00" and r.json()["order_id"] == "o-100"
+    assert op.post("/api/v1/tools/redeem", json=redeem).json()["replayed"] is True
+    t = viewer.get("/api/v1/tools/v-redeem").json()
+    assert (t["issued"], t["budget_used"]) == (1, "20.00")
+    assert viewer.get("/api/v1/ledger").json()["unbalanced"] == []
+    # The grant is used: a second redemption with another key is refused (4xx, in words).
+    r = op.post("/api/v1/tools/redeem", json={**redeem, "key": "red-2"})
+    assert 400 <= r.status_code < 500 and r.json()["error"].startswith("engage.")
+    r = op.post("/api/v1/tools/issue", json={**issue, "tool_id": "ghost", "key": "iss-x"})
+    assert r.status_code == 404

@@ -9,7 +9,18 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from yunying.engage import service as S
-from yunying.engage.schemas import CodeList, CodesResult, LedgerCheck, ToolList, ToolOut, ToolSpec
+from yunying.engage.schemas import (
+    CodeList,
+    CodesResult,
+    IssueRequest,
+    IssueResult,
+    LedgerCheck,
+    RedeemRequest,
+    RedeemResult,
+    ToolList,
+    ToolOut,
+    ToolSpec,
+)
 from yunying.errors import YunyingError
 from yunying.web.accounts import Principal
 from yunying.web.domains._common import ERRORS, IDEMPOTENCY_DOC, Strict, acted, replayed
@@ -18,6 +29,9 @@ from yunying.web.security import require
 error_status = {
     "engage.unknown_tool": 404,
     "engage.tool_exists": 409,
+    "engage.key_reused": 409,
+    "engage.conflict": 409,
+    "engage.busy": 503,
 }
 
 api_router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["tools"])
@@ -92,6 +106,29 @@ def list_codes(
 ) -> CodeList:
     """A page of the tool's codes with who claimed each (codes are secrets: operators only)."""
     return S.list_codes(_url(request), tool_id, offset, limit, unused)
+
+
+def _eligible(request: Request, act: Any) -> Any:
+    """Run ``act(eligibility)`` with the segments' answers (membership, first seen), as the
+    campaign engine sees them; the warehouse is read only for first-seen times."""
+    from yunying.segments.eligibility import SegmentEligibility
+
+    s = request.app.state.settings
+    return request.app.state.gate.run(None, lambda wh: act(SegmentEligibility(s, wh)))
+
+
+@api_router.post("/tools/issue", response_model=IssueResult)
+def issue(req: IssueRequest, request: Request, p: Principal = Depends(require("tools.write"))) -> IssueResult:
+    """Issue a coupon-like tool to a user (`yunying tool issue`); ``key`` makes it idempotent:
+    the same key answers with the first grant (``replayed``)."""
+    return _eligible(request, lambda elig: S.issue(_url(request), req, elig))  # type: ignore[no-any-return]
+
+
+@api_router.post("/tools/redeem", response_model=RedeemResult)
+def redeem(req: RedeemRequest, request: Request, p: Principal = Depends(require("tools.write"))) -> RedeemResult:
+    """Redeem a grant, buy a flash-sale unit, draw a lottery… (`yunying tool redeem`);
+    idempotent by ``key``. Money and stock move in one transaction, into the ledger."""
+    return _eligible(request, lambda elig: S.redeem(_url(request), req, elig))  # type: ignore[no-any-return]
 
 
 @api_router.get("/ledger", response_model=LedgerCheck)
