@@ -102,6 +102,9 @@ def test_api_keys_approve_only_for_a_user_who_may(app: FastAPI, project: Setting
     r = c.post("/api/v1/campaigns/keys/approve", headers={"Authorization": f"Bearer {boss}"})
     assert r.status_code == 200, r.text
     assert (r.json()["approved_by"], r.json()["approved_role"]) == ("approver@example.com", "approver")
+    log = clients["admin"].get("/api/v1/audit?limit=20").json()
+    assert any(e["action"] == "campaign.approve" and e["target"] == "keys"
+               and e["actor"].startswith("approver@example.com (via apikey:") for e in log)
 
 
 def test_bad_bodies_and_unknown_ids_are_4xx(clients: dict[str, TestClient]) -> None:

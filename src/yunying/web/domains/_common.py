@@ -70,7 +70,8 @@ def actor_role(p: Principal) -> tuple[str, str]:
 def acted(request: Request, p: Principal, action: str, target: str, key: str | None = None, detail: str = "") -> None:
     """Write the act to the audit log; a create's idempotency key is kept with it."""
     text = f"idempotency_key={key}" if key else detail
-    audit(request.app.state.appdb_url, p.name, action, target, text)
+    actor = p.name if p.person == p.name else f"{p.person} (via {p.name})"  # a user's API key
+    audit(request.app.state.appdb_url, actor[:254], action, target, text)
 
 
 def replayed(request: Request, action: str, key: str | None, target: str) -> bool:
