@@ -131,9 +131,7 @@ def assign_experiment(
     b = body or AssignRequest()
     s = settings(request)
     spec = _load(request, experiment_id)
-    at = b.at.replace(tzinfo=None) if b.at is not None and b.at.tzinfo is None else (
-        b.at.astimezone(dt.UTC).replace(tzinfo=None) if b.at is not None else None
-    )
+    at = b.at.astimezone(dt.UTC).replace(tzinfo=None) if b.at is not None and b.at.tzinfo else b.at  # naive UTC
     r = write_warehouse(request, lambda wh: assign_and_log(s, wh, spec, b.user_ids, at))
     if r.eligible == 0:
         raise YunyingError("experiments.no_users", id=experiment_id)
