@@ -58,3 +58,43 @@ def test_campaign_commands(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "w1" in r.stdout
     r = runner.invoke(app, ["campaign", "create", "--id", "x", *p])
     assert isinstance(r.exception, YunyingError) and r.exception.key == "campaign.need_file_or_options"
+
+
+def test_the_cli_acts_as_the_local_owner(tmp_path: Path) -> None:
+    """``--role`` grants nothing: the role recorded is ``owner``, the audit log says
+    ``local-owner:<OS user>``, and a deprecated ``--role`` is accepted with a warning."""
+    from yunying.appdb import open_appdb
+    from yunying.cli.campaigns import local_user
+    from yunying.web.models import AuditEntry
+
+    p = ["--project", str(tmp_path)]
+    settings = make_project(tmp_path)
+    with open_warehouse(settings) as wh:
+        add_users(wh, 0, 20)
+    seg = tmp_path / "seg.yaml"
+    seg.write_text("name: app_users\nrule: {property: {field: channel, value: app}}\n", encoding="utf-8")
+    run("segment", "create", str(seg), *p)
+    camp = tmp_path / "camp.yaml"
+    camp.write_text(
+        "id: o1\nname: 回流\ngoal_metric: gmv\nsegment: app_users\n"
+        "starts_at: 2026-11-01 00:00:00\nends_at: 2099-01-01 00:00:00\n"
+        "budget: 300\nchannel: sms\nowner: 小李\n",
+        encoding="utf-8",
+    )
+    run("campaign", "create", str(camp), *p)
+    # A viewer's role typed on the command line changes nothing: the local owner approves.
+    r = runner.invoke(app, ["campaign", "approve", "o1", "--by", "主管", "--role", "viewer", *p, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["approved_by"], out["approved_role"]) == ("主管", "owner")
+    assert "--role" in r.stderr
+    # Without --by the OS user is recorded.
+    assert run("campaign", "schedule", "o1", *p)["transitions"][-1]["actor"] == local_user()
+    assert {x["role"] for x in run("campaign", "show", "o1", *p)["transitions"]} == {"owner"}
+    from yunying.appdb import session_scope
+
+    with session_scope(open_appdb(settings)) as s:
+        log = [(a.actor, a.action, a.target, a.detail) for a in s.query(AuditEntry).order_by(AuditEntry.id)]
+    owner = f"local-owner:{local_user()}"
+    assert (owner, "campaign.approve", "o1", "by=主管; role=owner; via=cli") in log
+    assert [a[1] for a in log if a[0] == owner] == ["campaign.create", "campaign.approve", "campaign.schedule"]

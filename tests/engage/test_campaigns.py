@@ -91,6 +91,7 @@ def test_lifecycle_with_approval_and_guards(csettings: Settings, cwh: Warehouse)
     fails("campaign.bad_transition", "end")
     fails("campaign.forbidden", "approve", role="analyst")
     fails("campaign.forbidden", "approve", role="viewer")
+    fails("campaign.forbidden", "approve", role="operator")  # approving is an approver's, not the doer's
     fails("campaign.unknown_role", "approve", role="boss")
     fails("campaign.actor_required", "approve", actor=" ")
     c = C.approve(csettings, cid, "主管", "admin", NOW)
@@ -98,7 +99,7 @@ def test_lifecycle_with_approval_and_guards(csettings: Settings, cwh: Warehouse)
     fails("campaign.forbidden", "schedule", role="analyst")
     assert C.transition(csettings, cid, "schedule", "小王", "operator", NOW).status == "scheduled"
     fails("campaign.bad_transition", "schedule")
-    fails("campaign.bad_transition", "approve")
+    fails("campaign.bad_transition", "approve", role="approver")
     fails("campaign.not_yet", "start", at=datetime(2026, 11, 9, 15, 59))
     start = datetime(2026, 11, 9, 16)
     assert C.transition(csettings, cid, "start", "小王", "operator", start).status == "running"
@@ -123,7 +124,7 @@ def test_lifecycle_with_approval_and_guards(csettings: Settings, cwh: Warehouse)
 def test_schedule_after_end_is_refused(csettings: Settings, cwh: Warehouse) -> None:
     add_users(cwh, 0, 3)
     cid = campaign(csettings, segment(csettings, cwh))
-    C.approve(csettings, cid, "主管", "operator", NOW)
+    C.approve(csettings, cid, "主管", "approver", NOW)
     with pytest.raises(YunyingError) as e:
         C.transition(csettings, cid, "schedule", "小王", "operator", datetime(2026, 12, 1))
     assert e.value.key == "campaign.already_over"

@@ -19,7 +19,7 @@ from yunying.web import accounts
 from yunying.web.app import create_app
 
 PASSWORD = "correct-horse-1"
-ROLES = ("admin", "analyst", "operator", "viewer")
+ROLES = ("admin", "analyst", "approver", "operator", "viewer")
 
 
 def seed(settings: Settings) -> None:

@@ -76,6 +76,41 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
     ("GET", "/admin/apikeys", "/admin/apikeys", None, None),
     ("POST", "/admin/apikeys", "/admin/apikeys", None, {"name": "k", "scope": "read"}),
     ("POST", "/admin/apikeys/{key_id}/revoke", "/admin/apikeys/999/revoke", None, None),
+    # web/domains/: segments and tags, campaigns, tools, experiments, reports
+    ("GET", "/api/v1/segments", "/api/v1/segments", None, None),
+    ("POST", "/api/v1/segments", "/api/v1/segments", {"name": "m", "rule": {}}, None),
+    ("POST", "/api/v1/segments/preview", "/api/v1/segments/preview", {"rule": {"event": {"name": "pay"}}}, None),
+    ("GET", "/api/v1/segments/{name}", "/api/v1/segments/nope", None, None),
+    ("POST", "/api/v1/segments/{name}/refresh", "/api/v1/segments/nope/refresh", None, None),
+    ("GET", "/api/v1/segments/{name}/members", "/api/v1/segments/nope/members", None, None),
+    ("GET", "/api/v1/segments/{name}/history", "/api/v1/segments/nope/history", None, None),
+    ("GET", "/api/v1/segments/{name}/export.csv", "/api/v1/segments/nope/export.csv", None, None),
+    ("GET", "/api/v1/tags", "/api/v1/tags", None, None),
+    ("POST", "/api/v1/tags/{tag}/users", "/api/v1/tags/vip/users", {"user_ids": []}, None),
+    ("POST", "/api/v1/tags/{tag}/remove", "/api/v1/tags/vip/remove", {"user_ids": []}, None),
+    ("GET", "/api/v1/campaigns", "/api/v1/campaigns", None, None),
+    ("POST", "/api/v1/campaigns", "/api/v1/campaigns", {"id": "x"}, None),
+    ("GET", "/api/v1/campaigns/{campaign_id}", "/api/v1/campaigns/nope", None, None),
+    *[("POST", f"/api/v1/campaigns/{{campaign_id}}/{a}", f"/api/v1/campaigns/nope/{a}", None, None)
+      for a in ("approve", "schedule", "start", "end", "assign")],
+    ("POST", "/api/v1/campaigns/{campaign_id}/review", "/api/v1/campaigns/nope/review", {"notes": "ok"}, None),
+    ("GET", "/api/v1/tools", "/api/v1/tools", None, None),
+    ("POST", "/api/v1/tools", "/api/v1/tools", {"id": "x"}, None),
+    ("GET", "/api/v1/tools/{tool_id}", "/api/v1/tools/nope", None, None),
+    ("POST", "/api/v1/tools/{tool_id}/codes", "/api/v1/tools/nope/codes", {"count": 1}, None),
+    ("GET", "/api/v1/tools/{tool_id}/codes", "/api/v1/tools/nope/codes", None, None),
+    ("GET", "/api/v1/ledger", "/api/v1/ledger", None, None),
+    ("POST", "/api/v1/tools/issue", "/api/v1/tools/issue", {"key": "k", "tool_id": "nope", "user_id": "u1"}, None),
+    ("POST", "/api/v1/tools/redeem", "/api/v1/tools/redeem", {"key": "k", "tool_id": "nope", "user_id": "u1"}, None),
+    ("GET", "/api/v1/experiments", "/api/v1/experiments", None, None),
+    ("POST", "/api/v1/experiments", "/api/v1/experiments", {"id": "x"}, None),
+    ("POST", "/api/v1/experiments/analyze", "/api/v1/experiments/analyze", {"experiment": "nope"}, None),
+    ("POST", "/api/v1/experiments/power", "/api/v1/experiments/power", {"mde": 0.01, "baseline": 0.1}, None),
+    ("GET", "/api/v1/experiments/{experiment_id}", "/api/v1/experiments/nope", None, None),
+    ("GET", "/api/v1/experiments/{experiment_id}/assignment", "/api/v1/experiments/nope/assignment?user_id=u1", None, None),
+    ("POST", "/api/v1/experiments/{experiment_id}/assign", "/api/v1/experiments/nope/assign", None, None),
+    ("GET", "/api/v1/reports/campaigns/{campaign_id}", "/api/v1/reports/campaigns/nope", None, None),
+    ("GET", "/api/v1/reports/experiments/{experiment_id}", "/api/v1/reports/experiments/nope", None, None),
 ]
 SPECIAL = {("POST", "/logout")}  # ends the session: tested on its own
 
@@ -122,7 +157,7 @@ def _call(c: TestClient, method: str, path: str, body: Any, form: Any) -> Any:
     return c.request(method, path, follow_redirects=False)
 
 
-@pytest.mark.parametrize("role", ["admin", "analyst", "operator", "viewer", "anon"])
+@pytest.mark.parametrize("role", ["admin", "analyst", "approver", "operator", "viewer", "anon"])
 def test_each_role_gets_what_the_matrix_allows(app: FastAPI, clients: dict[str, TestClient], role: str) -> None:
     perms = route_permissions(app)
     granted = ROLE_PERMISSIONS.get(role, frozenset({"public"}))

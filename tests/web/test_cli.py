@@ -49,6 +49,15 @@ def test_user_and_key_commands(tmp_path: Path) -> None:
     assert "sdk" in run("apikey", "list", *p) and secret not in run("apikey", "list", *p)
     run("apikey", "revoke", "1", *p)
     assert key_principal(url, secret) is None
+    # A key may belong to a user: then it approves exactly when the user's role does.
+    run("user", "add", "boss@example.com", "--role", "approver", "--password", "s3cret-pass", *p)
+    boss = run("apikey", "create", "boss", "--scope", "full", "--user", "boss@example.com", *p).strip().splitlines()[-1]
+    plain = run("apikey", "create", "ci", "--scope", "full", *p).strip().splitlines()[-1]
+    bp, pp = key_principal(url, boss), key_principal(url, plain)
+    assert bp is not None and bp.can("campaigns.approve") and bp.person == "boss@example.com"
+    assert pp is not None and not pp.can("campaigns.approve") and pp.can("campaigns.write")
+    r = runner.invoke(app, ["apikey", "create", "x", "--scope", "full", "--user", "nobody@example.com", *p])
+    assert r.exit_code != 0
 
 
 def test_capture_flush_command(tmp_path: Path) -> None:

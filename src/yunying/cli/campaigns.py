@@ -1,7 +1,15 @@
-"""``yunying campaign …`` (活动): create, list, show, approve, schedule, start, end, review, assign."""
+"""``yunying campaign …`` (活动): create, list, show, approve, schedule, start, end, review, assign.
+
+The command line acts as the project's local owner (whoever holds the project folder holds
+every right over it): the role recorded is ``owner``, the actor is ``--by`` or the local OS
+user, and each act is written to the audit log as the local owner's. ``--role`` no longer
+grants anything; it is accepted, ignored and warned about, so old scripts keep running.
+Approval by role is the web's and the API's: a signed-in user or a user's API key.
+"""
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -9,15 +17,38 @@ from typing import Annotated, Any
 
 import typer
 
-from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, settings_for
+from yunying.cli.common import FormatOpt, OutputFormat, ProjectOpt, emit, err_console, settings_for
 from yunying.cli.segments import TIME_FORMATS
 from yunying.errors import YunyingError
 from yunying.i18n import t
 
-ByOpt = Annotated[str, typer.Option("--by", help="Who does this (recorded).")]
+ByOpt = Annotated[str, typer.Option("--by", help="Who does this (recorded; default: the local OS user).")]
 RoleOpt = Annotated[
-    str, typer.Option("--role", help="Role of the person: admin, analyst, operator or viewer.")
+    str | None,
+    typer.Option("--role", hidden=True, help="Deprecated and ignored: the command line acts as the local owner."),
 ]
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser() or "local-owner"
+    except (OSError, KeyError, ImportError):
+        return "local-owner"
+
+
+def _actor(by: str, role: str | None) -> str:
+    """Who is recorded: ``--by`` or the OS user; the role is always the local owner's."""
+    if role is not None:
+        err_console.print(f"[yellow]{t('campaign.role_ignored')}[/]")
+    return by.strip() or local_user()
+
+
+def _audit(settings: Any, action: str, campaign_id: str, actor: str) -> None:
+    from yunying.appdb import open_appdb
+    from yunying.web.accounts import audit
+
+    audit(open_appdb(settings), f"local-owner:{local_user()}", f"campaign.{action}", campaign_id,
+          f"by={actor}; role=owner; via=cli")
 TimeOpt = Annotated[
     datetime | None,
     typer.Option(formats=TIME_FORMATS, help="Local time in the campaign's time zone.", show_default=False),
@@ -53,7 +84,7 @@ def register(app: typer.Typer) -> None:
         owner: Annotated[str | None, typer.Option(help="Owner.")] = None,
         project: ProjectOpt = None,
         by: ByOpt = "",
-        role: RoleOpt = "operator",
+        role: RoleOpt = None,
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Create a draft campaign. / 创建活动（草稿）。"""
@@ -73,7 +104,9 @@ def register(app: typer.Typer) -> None:
                 "holdout_share": holdout, "owner": owner,
             }
             spec = svc.parse_spec(data)
-        out = svc.create_campaign(s, spec, by or spec.owner, role)
+        actor = _actor(by or spec.owner, role)
+        out = svc.create_campaign(s, spec, actor, svc.OWNER)
+        _audit(s, "create", out.id, actor)
         emit(out, fmt, t("campaign.created", id=out.id))
 
     @camp.command("list")
@@ -99,18 +132,21 @@ def register(app: typer.Typer) -> None:
             campaign: str,
             project: ProjectOpt = None,
             by: ByOpt = "",
-            role: RoleOpt = "operator",
+            role: RoleOpt = None,
             fmt: FormatOpt = OutputFormat.table,
         ) -> None:
             from yunying.engage import campaigns as svc
 
             s = settings_for(project)
-            emit(svc.transition(s, campaign, action, by, role), fmt)
+            actor = _actor(by, role)
+            out = svc.transition(s, campaign, action, actor, svc.OWNER)
+            _audit(s, action, campaign, actor)
+            emit(out, fmt)
 
         cmd.__doc__ = help_text
         camp.command(action)(cmd)
 
-    _step("approve", "Approve a draft (operator or admin; recorded). / 审批活动。")
+    _step("approve", "Approve a draft as the project's local owner (recorded). / 审批活动。")
     _step("schedule", "Schedule an approved draft. / 排期。")
     _step("start", "Start a scheduled campaign (not before its start time). / 开始活动。")
     _step("end", "End a running campaign. / 结束活动。")
@@ -121,14 +157,17 @@ def register(app: typer.Typer) -> None:
         notes: Annotated[str, typer.Option("--notes", help="Review conclusions (复盘结论).")] = "",
         project: ProjectOpt = None,
         by: ByOpt = "",
-        role: RoleOpt = "operator",
+        role: RoleOpt = None,
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Record the review of an ended campaign. / 活动复盘。"""
         from yunying.engage import campaigns as svc
 
         s = settings_for(project)
-        emit(svc.transition(s, campaign, "review", by, role, note=notes), fmt)
+        actor = _actor(by, role)
+        out = svc.transition(s, campaign, "review", actor, svc.OWNER, note=notes)
+        _audit(s, "review", campaign, actor)
+        emit(out, fmt)
 
     @camp.command("assign")
     def assign_cmd(
@@ -142,7 +181,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         project: ProjectOpt = None,
         by: ByOpt = "",
-        role: RoleOpt = "operator",
+        role: RoleOpt = None,
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Assign segment members to treatment/holdout (idempotent events). / 分配实验组与对照组。"""
@@ -152,5 +191,8 @@ def register(app: typer.Typer) -> None:
 
         s = settings_for(project)
         at = to_utc_naive(as_of, s.timezone) if as_of else None
+        actor = _actor(by, role)
         with open_warehouse(s) as wh:
-            emit(svc.assign(s, wh, campaign, by, role, refresh_segment=refresh, as_of=at), fmt)
+            out = svc.assign(s, wh, campaign, actor, svc.OWNER, refresh_segment=refresh, as_of=at)
+        _audit(s, "assign", campaign, actor)
+        emit(out, fmt)

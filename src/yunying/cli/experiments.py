@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from yunying.cli.common import (
     FormatOpt,
@@ -21,39 +21,6 @@ from yunying.cli.common import (
 )
 from yunying.errors import YunyingError
 from yunying.i18n import t
-
-
-class AssignSummary(BaseModel):
-    experiment: str
-    eligible: int
-    assigned: int
-    already_exposed: int
-    written: int
-    counts: dict[str, int]
-
-    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
-        return (
-            [t("experiments.col.variant"), t("experiments.col.users")],
-            [[k, v] for k, v in self.counts.items()],
-        )
-
-
-class PowerResult(BaseModel):
-    per_variant: int
-    total: int
-    mde_abs: float
-    alpha: float
-    power: float
-
-    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
-        return (
-            ["key", "value"],
-            [
-                [t("experiments.power.per_variant"), self.per_variant],
-                [t("experiments.power.total"), self.total],
-                [t("experiments.power.mde"), self.mde_abs],
-            ],
-        )
 
 
 def parse_variants(text: str) -> list[dict[str, Any]]:
@@ -208,10 +175,9 @@ def register(app: typer.Typer) -> None:
             r = assign_and_log(s, wh, spec, ids, at)
         if r.eligible == 0:
             raise YunyingError("experiments.no_users", id=experiment_id)
-        summary = AssignSummary(
-            experiment=spec.id, eligible=r.eligible, assigned=r.assigned,
-            already_exposed=r.already, written=r.written, counts=r.counts,
-        )
+        from yunying.experiments.assignment import AssignSummary
+
+        summary = AssignSummary.of(spec, r)
         if fmt == OutputFormat.table:
             console.print(
                 t("experiments.assigned", assigned=r.assigned, eligible=r.eligible,
@@ -266,16 +232,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.table,
     ) -> None:
         """Users needed to detect a change. / 样本量计算。"""
-        from yunying.experiments.stats.power import sample_size_mean, sample_size_proportion
+        from yunying.experiments.sizing import PowerQuery
+        from yunying.experiments.sizing import power as run_power
 
-        if mde <= 0 or not 0 < alpha < 1 or not 0 < power < 1 or variants < 2:
-            raise YunyingError("experiments.invalid", path="--options", field="mde/alpha/power", reason="out of range")
-        if baseline is not None:
-            if not 0 < baseline < 1 or not 0 < baseline + mde < 1:
-                raise YunyingError("experiments.invalid", path="--options", field="baseline", reason="must be in (0, 1)")
-            n = sample_size_proportion(baseline, mde, alpha, power, variants)
-        elif sd is not None and sd > 0:
-            n = sample_size_mean(sd, mde, alpha, power, variants)
-        else:
-            raise YunyingError("experiments.invalid", path="--options", field="baseline/sd", reason="give --baseline or --sd")
-        emit(PowerResult(per_variant=n.per_variant, total=n.total, mde_abs=mde, alpha=alpha, power=power), fmt)
+        q = PowerQuery.model_construct(mde=mde, baseline=baseline, sd=sd, alpha=alpha, power=power, variants=variants)
+        emit(run_power(q), fmt)

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
     @user.command("add")
     def user_add(
         email: str,
-        role: Annotated[str, typer.Option(help="admin, analyst, operator or viewer.")] = "viewer",
+        role: Annotated[str, typer.Option(help="admin, analyst, approver, operator or viewer.")] = "viewer",
         password: Annotated[str | None, typer.Option(help="Asked for when left out.")] = None,
         name: Annotated[str, typer.Option(help="Display name.")] = "",
         project: ProjectOpt = None,
@@ -104,14 +104,20 @@ def register(app: typer.Typer) -> None:
     def key_create(
         name: str,
         scope: Annotated[str, typer.Option(help="capture, read or full.")] = "capture",
+        user: Annotated[
+            str | None,
+            typer.Option("--user", help="The user (email) the key acts for: a full key may approve when that user's role may."),
+        ] = None,
         project: ProjectOpt = None,
     ) -> None:
         """Create an API key; the secret is printed once. / 创建 API 密钥。"""
         from yunying.appdb import open_appdb
-        from yunying.web.accounts import create_api_key
+        from yunying.web.accounts import create_api_key, get_user
 
         s = settings_for(project)
-        k, secret = create_api_key(open_appdb(s), name, scope)
+        url = open_appdb(s)
+        actor = get_user(url, user).email if user else "cli"
+        k, secret = create_api_key(url, name, scope, actor=actor)
         console.print(t("web.cli.key_created", id=k.id, scope=k.scope))
         typer.echo(secret)
 

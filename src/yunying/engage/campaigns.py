@@ -31,20 +31,24 @@ from yunying.segments.rules import check_name, load_text
 from yunying.segments.timeutil import to_utc_naive, utcnow, zone
 from yunying.warehouse.engine import Warehouse
 
-Role = Literal["admin", "analyst", "operator", "viewer"]
-ROLES: tuple[str, ...] = ("admin", "analyst", "operator", "viewer")
+Role = Literal["admin", "analyst", "approver", "operator", "viewer", "owner"]
+# The web roles, plus "owner": the project's local owner, as whom the CLI acts (it has
+# the project folder, so it has everything). Roles are never taken from a request body:
+# the web passes the signed-in user's role, the CLI passes "owner".
+ROLES: tuple[str, ...] = ("admin", "analyst", "approver", "operator", "viewer", "owner")
+OWNER = "owner"
 STATUSES = ("draft", "scheduled", "running", "ended", "reviewed")
 ASSIGN_EVENT = "campaign_assigned"
 
 # action: (statuses it may start from, status it leads to, roles allowed)
 ACTIONS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
-    "create": ((), "draft", ("admin", "operator", "analyst")),
-    "approve": (("draft",), "draft", ("admin", "operator")),
-    "schedule": (("draft",), "scheduled", ("admin", "operator")),
-    "start": (("scheduled",), "running", ("admin", "operator")),
-    "end": (("running",), "ended", ("admin", "operator")),
-    "review": (("ended",), "reviewed", ("admin", "operator", "analyst")),
-    "assign": (("scheduled", "running"), "", ("admin", "operator")),
+    "create": ((), "draft", ("admin", "operator", "analyst", OWNER)),
+    "approve": (("draft",), "draft", ("admin", "approver", OWNER)),
+    "schedule": (("draft",), "scheduled", ("admin", "operator", OWNER)),
+    "start": (("scheduled",), "running", ("admin", "operator", OWNER)),
+    "end": (("running",), "ended", ("admin", "operator", OWNER)),
+    "review": (("ended",), "reviewed", ("admin", "operator", "analyst", OWNER)),
+    "assign": (("scheduled", "running"), "", ("admin", "operator", OWNER)),
 }
 
 

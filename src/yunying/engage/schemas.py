@@ -162,6 +162,25 @@ class CodesResult(BaseModel):
         return ["tool_id", "created"], [[self.tool_id, self.created]]
 
 
+class CodeRow(BaseModel):
+    code: str
+    user_id: str | None
+    claimed_at: dt.datetime | None
+
+
+class CodeList(BaseModel):
+    """A page of a tool's one-time codes (by code), with how many there are and are unused."""
+
+    tool_id: str
+    total: int
+    unused: int
+    offset: int
+    codes: list[CodeRow]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        return ["code", "user_id", "claimed_at"], [[c.code, c.user_id, c.claimed_at] for c in self.codes]
+
+
 class LedgerCheck(BaseModel):
     """Ledger health: unbalanced transactions and per-account balances."""
 

@@ -70,6 +70,8 @@ from yunying.engage.rules import (
     to_cents,
 )
 from yunying.engage.schemas import (
+    CodeList,
+    CodeRow,
     CodesResult,
     ConvertRequest,
     ConvertResult,
@@ -368,6 +370,24 @@ def generate_codes(url: str, tool_id: str, n: int, show: bool = False) -> CodesR
                 s.scalars(select(Code.code).where(Code.tool_id == tool_id, Code.user_id.is_(None)).limit(n))
             )
     return CodesResult(tool_id=tool_id, created=created, codes=shown)
+
+
+def list_codes(url: str, tool_id: str, offset: int = 0, limit: int = 100, unused: bool = False) -> CodeList:
+    """A page of a tool's codes, sorted, with the totals; ``unused`` keeps unclaimed ones."""
+    with session_scope(url) as s:
+        _load_tool(s, tool_id)
+        total = s.scalar(select(func.count()).select_from(Code).where(Code.tool_id == tool_id)) or 0
+        free = s.scalar(
+            select(func.count()).select_from(Code).where(Code.tool_id == tool_id, Code.user_id.is_(None))
+        ) or 0
+        q = select(Code).where(Code.tool_id == tool_id)
+        if unused:
+            q = q.where(Code.user_id.is_(None))
+        rows = [
+            CodeRow(code=c.code, user_id=c.user_id, claimed_at=c.claimed_at)
+            for c in s.scalars(q.order_by(Code.code).offset(offset).limit(limit))
+        ]
+    return CodeList(tool_id=tool_id, total=total, unused=free, offset=offset, codes=rows)
 
 
 # -- idempotency --------------------------------------------------------------------------

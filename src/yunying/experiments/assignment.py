@@ -16,16 +16,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel
 
 from yunying import clock
 from yunying.config import Settings
 from yunying.errors import YunyingError
 from yunying.experiments.spec import EXPOSURE_EVENT, HOLDOUT, ExperimentSpec
+from yunying.i18n import t
 from yunying.warehouse.engine import Warehouse
 
 BITS = 52
@@ -209,6 +212,28 @@ def already_exposed(wh: Warehouse, spec: ExperimentSpec) -> set[str]:
 
     df = wh.execute(exposures(wh, spec).select("user_id"))
     return set(df["user_id"].tolist())
+
+
+class AssignSummary(BaseModel):
+    """What an assignment run did (the JSON of ``yunying experiment assign`` and the API)."""
+
+    experiment: str
+    eligible: int
+    assigned: int
+    already_exposed: int
+    written: int
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, spec: ExperimentSpec, r: AssignResult) -> AssignSummary:
+        return cls(experiment=spec.id, eligible=r.eligible, assigned=r.assigned,
+                   already_exposed=r.already, written=r.written, counts=r.counts)
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        return (
+            [t("experiments.col.variant"), t("experiments.col.users")],
+            [[k, v] for k, v in self.counts.items()],
+        )
 
 
 def assign_and_log(

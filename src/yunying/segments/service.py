@@ -442,23 +442,71 @@ def history(settings: Settings, segment: str, user_id: str | None = None) -> Mem
         return MembershipHistory(name=segment, entries=entries)
 
 
-def export_members(settings: Settings, segment: str, path: str | Path) -> int:
-    """Write ``user_id,joined_at`` of current members to a CSV file; returns the count."""
+class MemberRow(BaseModel):
+    user_id: str
+    joined_at: datetime
+
+
+class MemberPage(BaseModel):
+    """One page of a segment's current members, by user id."""
+
+    name: str
+    total: int
+    offset: int
+    limit: int
+    members: list[MemberRow]
+
+    def to_rows(self) -> tuple[list[str], list[list[Any]]]:
+        return ["user_id", "joined_at"], [[m.user_id, m.joined_at] for m in self.members]
+
+
+def member_page(settings: Settings, segment: str, offset: int = 0, limit: int = 100) -> MemberPage:
+    """Current members ``offset … offset+limit`` (sorted by user id) and the total."""
     with session_scope(appdb_url(settings)) as s:
         row = _row(s, segment)
         rows = s.execute(
             sa.select(SegmentMember.user_id, SegmentMember.joined_at)
             .where(SegmentMember.segment_id == row.id)
             .order_by(SegmentMember.user_id)
+            .offset(offset)
+            .limit(limit)
         ).all()
+        return MemberPage(
+            name=segment, total=row.size, offset=offset, limit=limit,
+            members=[MemberRow(user_id=u, joined_at=j) for u, j in rows],
+        )
+
+
+def member_rows(settings: Settings, segment: str) -> list[tuple[str, datetime]]:
+    """``(user_id, joined_at)`` of every current member, sorted by user id."""
+    with session_scope(appdb_url(settings)) as s:
+        row = _row(s, segment)
+        return [
+            (u, j)
+            for u, j in s.execute(
+                sa.select(SegmentMember.user_id, SegmentMember.joined_at)
+                .where(SegmentMember.segment_id == row.id)
+                .order_by(SegmentMember.user_id)
+            ).all()
+        ]
+
+
+def write_members_csv(rows: Iterable[tuple[str, datetime]], f: Any) -> None:
+    """``user_id,joined_at`` rows to an open text file, formula-neutralised (``csvsafe``)."""
+    w = csvsafe.writer(f)
+    w.writerow(["user_id", "joined_at"])
+    for uid, joined in rows:
+        w.writerow([uid, joined.isoformat(sep=" ", timespec="seconds")])
+
+
+def export_members(settings: Settings, segment: str, path: str | Path) -> int:
+    """Write ``user_id,joined_at`` of current members to a CSV file; returns the count."""
+    rows = member_rows(settings, segment)
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with p.open("w", newline="", encoding="utf-8") as f:
-            w = csvsafe.writer(f)
-            w.writerow(["user_id", "joined_at"])
-            for uid, joined in rows:
-                w.writerow([uid, joined.isoformat(sep=" ", timespec="seconds")])
+            write_members_csv(rows, f)
     except OSError as e:
         raise YunyingError("segment.write_failed", path=str(p), reason=e.strerror or str(e)) from None
     return len(rows)

@@ -23,8 +23,8 @@ from yunying.appdb import session_scope
 from yunying.errors import YunyingError
 from yunying.web.models import ApiKey, AuditEntry, User, WebSession, utcnow
 
-Role = Literal["admin", "analyst", "operator", "viewer"]
-ROLES: tuple[str, ...] = ("admin", "analyst", "operator", "viewer")
+Role = Literal["admin", "analyst", "approver", "operator", "viewer"]
+ROLES: tuple[str, ...] = ("admin", "analyst", "approver", "operator", "viewer")
 Scope = Literal["capture", "read", "full"]
 SCOPES: tuple[str, ...] = ("capture", "read", "full")
 
@@ -41,19 +41,32 @@ PERMISSIONS: dict[str, str] = {
     "users.manage": "add, change and disable users",
     "apikeys.manage": "create, list and revoke API keys",
     "audit.read": "read the audit log",
+    "segments.write": "create and refresh segments, tag users",
+    "campaigns.write": "create campaigns and run them: schedule, start, end, review, assign",
+    "campaigns.approve": "approve campaigns (a signed-in user, or an API key whose user, holds the role)",
+    "tools.write": "create incentive tools and generate their codes",
+    "experiments.write": "create experiments and assign users to them",
 }
 
+# Approval is a person's act: an API key carries it only when the user who owns the key
+# (the key's ``created_by``) holds it through their role. See ``key_principal``.
+PERSONAL_PERMISSIONS = frozenset({"campaigns.approve"})
+
+_READ = frozenset({"public", "read", "alerts.view"})
+_ACT = frozenset({"segments.write", "campaigns.write", "tools.write", "experiments.write"})
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"public", "read", "alerts.view"}),
-    "operator": frozenset({"public", "read", "alerts.view", "data.view", "data.flush", "capture"}),
-    "analyst": frozenset({"public", "read", "alerts.view", "data.view", "insights.write"}),
+    "viewer": _READ,
+    "approver": _READ | {"campaigns.approve"},
+    "operator": _READ | {"data.view", "data.flush", "capture"} | _ACT,
+    "analyst": _READ | {"data.view", "insights.write", "segments.write", "experiments.write"},
     "admin": frozenset(PERMISSIONS),
 }
 
 SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "capture": frozenset({"public", "capture"}),
     "read": frozenset({"public", "read", "alerts.view", "data.view"}),
-    "full": frozenset(PERMISSIONS),
+    "full": frozenset(PERMISSIONS) - PERSONAL_PERMISSIONS,
 }
 
 KEY_PREFIX = "yyk_"
@@ -72,9 +85,15 @@ class Principal:
     role: str | None = None
     csrf_token: str | None = None
     language: str | None = None
+    user_email: str | None = None  # an API key's owner, when the key belongs to a user
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
+
+    @property
+    def person(self) -> str:
+        """Who is recorded as having acted: the user's email (also for a user's API key)."""
+        return self.user_email or self.name
 
 
 ANONYMOUS = Principal("anonymous", "anonymous", frozenset({"public"}))
@@ -301,7 +320,20 @@ def key_principal(url: str, secret: str) -> Principal | None:
         key = s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         p = None
         if key is not None and key.revoked_at is None:
-            p = Principal("apikey", f"apikey:{key.id}:{key.name}", SCOPE_PERMISSIONS[key.scope])
+            perms = SCOPE_PERMISSIONS[key.scope]
+            owner = s.scalar(select(User).where(User.email == key.created_by, User.active.is_(True)))
+            if owner is None:
+                p = Principal("apikey", f"apikey:{key.id}:{key.name}", perms)
+            else:
+                # A full key also acts for its user in what only a person may do (approve),
+                # when the user's role allows it; never more than the user's role.
+                personal = ROLE_PERMISSIONS.get(owner.role, frozenset()) & PERSONAL_PERMISSIONS
+                if key.scope == "full":
+                    perms = perms | personal
+                p = Principal(
+                    "apikey", f"apikey:{key.id}:{key.name}", perms,
+                    user_id=owner.id, role=owner.role, user_email=owner.email,
+                )
     with _key_cache_lock:
         if len(_key_cache) > 10_000:
             _key_cache.clear()

@@ -71,12 +71,12 @@ class UserOut(BaseModel):
 class UserIn(Strict):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=8, max_length=200)
-    role: Literal["admin", "analyst", "operator", "viewer"]
+    role: Literal["admin", "analyst", "approver", "operator", "viewer"]
     name: str = Field(default="", max_length=120)
 
 
 class UserPatch(Strict):
-    role: Literal["admin", "analyst", "operator", "viewer"] | None = None
+    role: Literal["admin", "analyst", "approver", "operator", "viewer"] | None = None
     active: bool | None = None
 
 

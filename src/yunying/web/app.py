@@ -198,6 +198,8 @@ def create_app(settings: Settings, flush_interval: float | None = 10.0) -> FastA
     app.include_router(metrics_api)
     app.include_router(build_pages(app.state.analyses))
     app.include_router(metrics_pages)
+    from yunying.web.domains import include_all  # web/domains/<domain>.py, found by name
+    include_all(app)
     _openapi_route(app)
     _handlers(app)
     app.add_middleware(CatchAllMiddleware)
