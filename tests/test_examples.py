@@ -51,7 +51,7 @@ def _loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert members > 0 and seg["joined"] == members
     _ok("tool", "create", "examples/tool-winback-voucher.yaml")
     _ok("campaign", "create", "examples/campaign-winback.yaml", "--by", "小王")
-    _ok("campaign", "approve", "winback", "--by", "主管", "--role", "admin")
+    _ok("campaign", "approve", "winback", "--by", "主管")
     _ok("campaign", "schedule", "winback", "--by", "小王")
     _ok("campaign", "start", "winback", "--by", "小王")
     assigned = json.loads(_ok("campaign", "assign", "winback", "--by", "小王", "-f", "json"))
