@@ -254,7 +254,7 @@ class WarehouseGate:
         self, key: tuple[str, str] | None, fn: Callable[[Warehouse], Any], version: str | None
     ) -> tuple[Any, tuple[str, str, str] | None]:
         web = self.settings.web
-        try:
+        with busy_as_503():
             wh = Warehouse(self.settings, read_only=True, lock_wait=web.lock_wait)
             try:
                 full = None
@@ -271,14 +271,22 @@ class WarehouseGate:
                 return value, full
             finally:
                 wh.close()
-        except YunyingError as e:
-            if e.key == "warehouse.busy":
-                raise YunyingError("web.warehouse_busy") from e
-            raise
-        except Exception as e:
-            if is_lock_error(e):
-                raise YunyingError("web.warehouse_busy") from e
-            raise
+
+
+@contextmanager
+def busy_as_503() -> Iterator[None]:
+    """The warehouse file held by another process (an import, the CLI) is the server's
+    503 ``web.warehouse_busy``, never an engine's raw error."""
+    try:
+        yield
+    except YunyingError as e:
+        if e.key == "warehouse.busy":
+            raise YunyingError("web.warehouse_busy") from e
+        raise
+    except Exception as e:
+        if is_lock_error(e):
+            raise YunyingError("web.warehouse_busy") from e
+        raise
 
 
 def _with_timeout(wh: Warehouse, fn: Callable[[Warehouse], Any], seconds: float) -> Any:

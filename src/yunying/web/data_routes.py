@@ -38,11 +38,12 @@ def add_data_routes(r: APIRouter) -> None:
     ) -> DeleteOut:
         """Delete rows by key, filter or time window (all given criteria must match)."""
         from yunying.warehouse.admin import delete_rows
-        from yunying.warehouse.engine import Warehouse
+        from yunying.web.domains._common import write_warehouse
 
         # A write: the requests' read-only connections step aside, as for the flush.
-        with request.app.state.gate.exclusive(), Warehouse(request.app.state.settings) as wh:
-            res = delete_rows(wh, body.table, body.keys, body.where, body.outside_window, body.dry_run)
+        res = write_warehouse(
+            request, lambda wh: delete_rows(wh, body.table, body.keys, body.where, body.outside_window, body.dry_run)
+        )
         if res.deleted:
             audit(request.app.state.appdb_url, p.name, "data.delete", res.table,
                   f"deleted={res.deleted}; {res.criteria}"[:2000])

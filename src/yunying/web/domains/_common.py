@@ -40,24 +40,12 @@ def write_warehouse(request: Request, fn: Any) -> Any:
     """Run ``fn(wh)`` on the warehouse read-write (assignment events), holding the gate
     alone as the capture flush does, and closing the file right after so the CLI can open
     it. A file another process holds is a 503 ``web.warehouse_busy``."""
-    from yunying.warehouse.engine import Warehouse, is_lock_error
+    from yunying.warehouse.engine import Warehouse
+    from yunying.web.analyses import busy_as_503
 
     s = settings(request)
-    with request.app.state.gate.exclusive():
-        try:
-            wh = Warehouse(s, lock_wait=s.web.lock_wait)
-            try:
-                return fn(wh)
-            finally:
-                wh.close()
-        except YunyingError as e:
-            if e.key == "warehouse.busy":
-                raise YunyingError("web.warehouse_busy") from e
-            raise
-        except Exception as e:
-            if is_lock_error(e):
-                raise YunyingError("web.warehouse_busy") from e
-            raise
+    with request.app.state.gate.exclusive(), busy_as_503(), Warehouse(s, lock_wait=s.web.lock_wait) as wh:
+        return fn(wh)
 
 
 def actor_role(p: Principal) -> tuple[str, str]:
