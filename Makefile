@@ -6,7 +6,7 @@ YY := $(VENV)/bin/yunying
 DEMO_DIR ?= demo-company
 DEMO_ARGS ?=
 
-.PHONY: demo test fuzz venv dev sysdeps lint typecheck bench clean serve
+.PHONY: demo test test-ahead fuzz venv dev sysdeps lint typecheck bench clean serve
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ test: sysdeps dev
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider
+
+## make test-ahead: the whole suite under clocks one and three years ahead (Debian's faketime;
+## only the wall clock moves, timeouts keep real time).
+test-ahead: sysdeps dev
+	for when in "2027-12-01 03:00:00" "2029-06-30 22:30:00"; do \
+		echo "clock: $$when"; \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 faketime "$$when" \
+			$(PY) -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider || exit 1; \
+	done
 
 ## make fuzz: the property tests only, exploring 20x more examples with fresh randomness.
 fuzz: sysdeps dev
