@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported by path
 from machine import print_machine  # noqa: E402
 
-DEMO_END = "2026-10-31"  # the demo's default last day (yunying demo --end)
+DEMO_END = "2026-10-31"  # pinned (yunying demo --end), so every run times the same company
 TARGETS = {"yunying --help": 0.35, "yunying status": 0.8, "yunying funnel (one-off)": 1.2}
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         t0 = time.perf_counter()
         subprocess.run(
-            [*yunying_cmd(), "demo", "--project", project, "--users", str(a.users)],
+            [*yunying_cmd(), "demo", "--project", project, "--users", str(a.users), "--end", DEMO_END],
             check=True, stdout=subprocess.DEVNULL, env=env,
         )
         print(f"demo company ({a.users:,} users) built in {time.perf_counter() - t0:.1f} s")
