@@ -52,7 +52,9 @@ def test_an_hourly_trend_over_ten_years_with_100_groups_is_refused_before_it_run
     body = {"measure": "count", "grain": "hour", "dates": TEN_YEARS, "breakdown": {"property": "src", "limit": 100}}
     t0 = time.perf_counter()
     r = api.post("/api/v1/analytics/trends", json=body)
-    assert time.perf_counter() - t0 < 1.0
+    # Refused by arithmetic, not by running it (run, it took 13.6 s): a bound with room for a
+    # loaded machine, since speed is measured in benchmarks, not asserted here.
+    assert time.perf_counter() - t0 < 5.0
     assert r.status_code == 400, r.text
     doc = r.json()
     assert doc["error"] == "web.query_too_big"
