@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-WINDOW = {"starts_at": "2026-01-01T00:00:00", "ends_at": "2027-12-31T00:00:00"}
+from yunying import clock
+
+# Open around the clock's now (never fixed dates: the suite also runs years ahead).
+_NOW = clock.now().replace(microsecond=0)
+WINDOW = {
+    "starts_at": (_NOW - dt.timedelta(days=30)).isoformat(),
+    "ends_at": (_NOW + dt.timedelta(days=365)).isoformat(),
+}
 
 # One spec per kind, as a tool file would hold it (docs/tools.md).
 KINDS: dict[str, dict[str, Any]] = {
