@@ -7,8 +7,6 @@ command as a subprocess.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.cli import run_in_process
 from yunying import clock
 
 # Columns named like the identifiers the generated SQL uses (issue 12).
@@ -32,25 +31,8 @@ NOW = datetime(2026, 12, 8, 1, 0, 0)
 def yy(*args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
     """Run ``yunying ARGS`` in this process, exactly as the installed command does."""
     from yunying.cli import app
-    from yunying.cli.common import run_app
 
-    out, err = io.StringIO(), io.StringIO()
-    old_argv, old_lang = sys.argv, os.environ.get("YUNYING_LANGUAGE")
-    sys.argv = ["yunying", *args]
-    os.environ["YUNYING_LANGUAGE"] = lang
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            run_app(app)
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old_argv
-        if old_lang is None:
-            os.environ.pop("YUNYING_LANGUAGE", None)
-        else:
-            os.environ["YUNYING_LANGUAGE"] = old_lang
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    return run_in_process(app, *args, lang=lang)
 
 
 def yy_process(*args: str) -> subprocess.CompletedProcess[str]:

@@ -71,33 +71,14 @@ def test_import_show_export_reimport(tmp_path: Path) -> None:
 
 def cli(*args: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
     """Run the commands in this process, exactly as ``yunying`` does (``run_app``)."""
-    import contextlib
-    import io
-
     import typer
 
+    from tests.support.cli import run_in_process
     from yunying.cli import importing
-    from yunying.cli.common import run_app
 
     app = typer.Typer()
     importing.register(app)
-    out, err = io.StringIO(), io.StringIO()
-    old_argv, old_lang = sys.argv, os.environ.get("YUNYING_LANGUAGE")
-    sys.argv = ["yunying", *args]
-    os.environ["YUNYING_LANGUAGE"] = lang
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            run_app(app)
-    except SystemExit as e:
-        code = int(e.code or 0)
-    finally:
-        sys.argv = old_argv
-        if old_lang is None:
-            os.environ.pop("YUNYING_LANGUAGE", None)
-        else:
-            os.environ["YUNYING_LANGUAGE"] = old_lang
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    return run_in_process(app, *args, lang=lang)
 
 
 def test_the_command_runs_as_a_program(tmp_path: Path) -> None:
